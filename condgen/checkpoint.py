@@ -1,0 +1,110 @@
+"""Atomic, resumable training state in safetensors.
+
+The published weights go through `save_pretrained` (config.json + model.safetensors). The resume
+state (optimizer moments, RNG streams, epoch, args) is ours: one safetensors file, so resuming
+never unpickles anything. Tensors are stored flat (`opt_G/state/3/exp_avg`); everything that is not
+a tensor (param_groups, epoch, args) is JSON in the file's metadata.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path), then rename onto path: a killed run leaves the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_pretrained_atomic(model, directory, **kwargs):
+    """save_pretrained into a temporary folder, then move each file into place atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-") as tmp:
+        model.save_pretrained(tmp, **kwargs)
+        for f in Path(tmp).iterdir():
+            os.replace(f, directory / f.name)
+
+
+def _contiguous_cpu(t):
+    # safetensors wants dense, contiguous, unaliased tensors; clone also breaks sharing between
+    # optimizer states and parameters.
+    return t.detach().to("cpu").contiguous().clone()
+
+
+def save_state(path, modules=None, optimizers=None, rng=None, meta=None):
+    """Write modules' state_dicts, optimizers' states, RNG states and JSON metadata to one file."""
+    tensors, info = {}, {"meta": meta or {}, "optimizers": {}}
+    for name, module in (modules or {}).items():
+        for k, v in module.state_dict().items():
+            tensors[f"{name}/{k}"] = _contiguous_cpu(v)
+    for name, opt in (optimizers or {}).items():
+        sd = opt.state_dict()
+        scalars = {}
+        for idx, st in sd["state"].items():
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    tensors[f"{name}/state/{idx}/{k}"] = _contiguous_cpu(v)
+                else:
+                    scalars[f"{idx}/{k}"] = v
+        info["optimizers"][name] = {"param_groups": sd["param_groups"], "scalars": scalars}
+    for name, state in (rng or {}).items():
+        tensors[f"rng/{name}"] = _contiguous_cpu(state)
+    metadata = {"condgen": json.dumps(info)}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_state(path, modules=None, optimizers=None):
+    """Restore what save_state wrote; returns (rng_states, meta). Strict: every key must match."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training state at {path}")
+    try:
+        tensors = load_file(path)
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            info = json.loads(f.metadata()["condgen"])
+    except (SafetensorError, KeyError, TypeError, json.JSONDecodeError, OSError) as e:
+        raise ValueError(f"{path}: not a condgen training state ({e})") from e
+    for name, module in (modules or {}).items():
+        sd = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
+        try:
+            module.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"{path}: '{name}' does not match the model being resumed: {e}") from e
+    for name, opt in (optimizers or {}).items():
+        if name not in info["optimizers"]:
+            raise ValueError(f"{path}: no optimizer state '{name}'")
+        saved = info["optimizers"][name]
+        state = {}
+        prefix = f"{name}/state/"
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                idx, key = k[len(prefix) :].split("/", 1)
+                state.setdefault(int(idx), {})[key] = v
+        for k, v in saved["scalars"].items():
+            idx, key = k.split("/", 1)
+            state.setdefault(int(idx), {})[key] = v
+        try:
+            opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+        except (ValueError, KeyError) as e:
+            raise ValueError(f"{path}: optimizer '{name}' does not match: {e}") from e
+    rng = {k[len("rng/") :]: v for k, v in tensors.items() if k.startswith("rng/")}
+    return rng, info["meta"]

@@ -1,0 +1,153 @@
+"""Data: MNIST as in-memory tensors.
+
+MNIST is 47 MB as uint8 and fits in memory many times over, so training slices shuffled
+batches out of one tensor instead of running a per-sample DataLoader (bench/mnist.py measures
+the difference).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+def mnist_tensors(root, train=True, download=False):
+    """Images [N, 1, 28, 28] float in [-1, 1] and labels [N] int64 from a torchvision MNIST root.
+
+    root holds MNIST/raw/ with either the four .gz archives (torchvision md5-checks and
+    extracts them next to themselves, so root must be writable) or the extracted files.
+    """
+    raw = Path(root) / "MNIST" / "raw"
+    have = [f for f in MNIST_FILES if (raw / f).is_file() or (raw / f"{f}.gz").is_file()]
+    if len(have) < len(MNIST_FILES) and not download:
+        raise FileNotFoundError(
+            f"no MNIST under {root} (expected {raw}/{{train,t10k}}-*-ubyte[.gz]); copy a torchvision "
+            "MNIST root there (e.g. cp -r ../shared/data/mnist data/mnist) or pass --download"
+        )
+    try:
+        # download=True with the archives present only md5-checks and extracts them: no network
+        ds = torchvision.datasets.MNIST(str(root), train=train, download=True)
+    except PermissionError as e:
+        raise PermissionError(f"MNIST root {root} is not writable; torchvision extracts the archives there: copy it somewhere writable") from e
+    except RuntimeError as e:  # torchvision: md5 mismatch or corrupt archive
+        raise RuntimeError(f"MNIST under {root} is unreadable: {e}") from e
+    x = ds.data.unsqueeze(1).float().div_(127.5).sub_(1.0)  # uint8 [N,28,28] -> [N,1,28,28] in [-1,1]
+    return x, ds.targets.clone()
+
+
+def shuffled_batches(n, batch_size, generator):
+    """Index tensors of a fresh permutation; the last partial batch is dropped so every step
+    sees batch_size samples (BatchNorm, stable loss scale)."""
+    perm = torch.randperm(n, generator=generator)
+    for i in range(0, n - batch_size + 1, batch_size):
+        yield perm[i : i + batch_size]
+
+
+# Pix2Pix pairs. Sketch2Pokemon stores each pair as one 512x256 JPG, sketch x on the left and
+# color y on the right; pix2pix's datasets use the same "AB" layout. Separate A/ and B/ folders
+# with matching file names work too. 722 pairs are 280 MB as uint8, so they are decoded once and
+# kept in memory; only the augmentation runs per step.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def pair_augmentation(kind, size=256):
+    """Joint augmentation for (x, y): one call draws one set of random parameters and applies it
+    to every tv_tensors.Image passed, so sketch and color stay aligned pixel for pixel.
+
+    tutorial: the TF tutorial's Sketch2Pokemon recipe: pad 30 (reflect or white, 50/50), random
+              crop back to size, random horizontal and vertical flips, random rotation by k*90 deg.
+    paper:    Isola et al. 2017, Sec. 6.2: resize to 286, random crop 256 ("random jitter"), mirror.
+    none:     as loaded.
+    """
+    if kind == "none":
+        return v2.Identity()
+    if kind == "tutorial":
+        return v2.Compose([
+            v2.RandomChoice([v2.Pad(30, padding_mode="reflect"), v2.Pad(30, fill=255)]),  # white = paper
+            v2.RandomCrop(size),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            # rotation by a multiple of 90 degrees of a square image moves pixels, no interpolation
+            v2.RandomChoice([v2.RandomRotation((a, a)) for a in (0, 90, 180, 270)]),
+        ])
+    if kind == "paper":
+        jitter = round(size * 286 / 256)
+        return v2.Compose([v2.Resize(jitter, antialias=True), v2.RandomCrop(size), v2.RandomHorizontalFlip()])
+    raise ValueError(f"unknown augmentation {kind!r}; expected tutorial, paper or none")
+
+
+def _image_files(folder):
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _read_rgb(path):
+    """uint8 [3, H, W]; any mode PIL can read, composited on white where it has transparency."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+                im = im.convert("RGBA")
+                im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im)
+            rgb = im.convert("RGB")
+    except OSError as e:  # PIL.UnidentifiedImageError is an OSError
+        raise ValueError(f"{path}: not a readable image ({e})") from e
+    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+
+
+def _fit(img, size):
+    return img if img.shape[-2:] == (size, size) else v2.functional.resize(img, [size, size], antialias=True)
+
+
+def load_pairs(root, size=256):
+    """(x, y) as uint8 [N, 3, size, size] each, from a folder of side-by-side pairs (sketch left)
+    or from root/A and root/B (same file names). Halves or images of another size are resized."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no pair folder at {root}")
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        files_a, names_b = _image_files(root / "A"), {p.name for p in _image_files(root / "B")}
+        missing = [p.name for p in files_a if p.name not in names_b]
+        if missing:
+            raise ValueError(f"{root}/B lacks the counterparts of {missing[:5]} in {root}/A")
+        xs = [_fit(_read_rgb(p), size) for p in files_a]
+        ys = [_fit(_read_rgb(root / "B" / p.name), size) for p in files_a]
+    else:
+        xs, ys = [], []
+        for p in _image_files(root):
+            ab = _read_rgb(p)
+            h, w = ab.shape[-2:]
+            if w != 2 * h:
+                raise ValueError(f"{p}: {w}x{h} is not a side-by-side pair (width must be twice the height)")
+            xs.append(_fit(ab[..., : w // 2], size))  # sketch: left half
+            ys.append(_fit(ab[..., w // 2 :], size))  # color: right half
+    if not xs:
+        raise ValueError(f"{root}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) and no A/ B/ folders")
+    return torch.stack(xs), torch.stack(ys)
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """In-memory pairs; item i is (x, y), float [3, size, size] in [-1, 1], jointly augmented."""
+
+    def __init__(self, root, augment="none", size=256, subset=0):
+        self.x, self.y = load_pairs(root, size)
+        if subset:
+            self.x, self.y = self.x[:subset], self.y[:subset]
+        self.transform = pair_augmentation(augment, size)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        x, y = self.transform(tv_tensors.Image(self.x[i]), tv_tensors.Image(self.y[i]))
+        return to_unit(x.as_subclass(torch.Tensor)), to_unit(y.as_subclass(torch.Tensor))
+
+
+def to_unit(img):
+    """uint8 [0, 255] -> float [-1, 1], the range of the generator's tanh."""
+    return img.float().div(127.5).sub(1.0)

@@ -1,0 +1,126 @@
+"""Loading and publishing models: Hugging Face Hub first, then a local folder, then bundled weights.
+
+Every model class mixes in `HubMixin` (huggingface_hub's PyTorchModelHubMixin): its constructor
+kwargs become config.json and its weights model.safetensors. We tighten the mixin in two ways:
+- loading is strict: a missing file, a shape or a key mismatch raises an error naming the file
+  (the mixin's default, strict=False, would silently half-load a checkpoint);
+- weights load from safetensors only; a Hub repo holding only a pickle is refused.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import safetensors.torch
+from huggingface_hub import HfApi, PyTorchModelHubMixin, hf_hub_download, snapshot_download
+from huggingface_hub.errors import EntryNotFoundError
+
+BUNDLED = Path(__file__).resolve().parent.parent / "weights"
+REPO_URL = "https://github.com/condgen/condgen"
+# Files a model folder holds; the only ones we download or upload.
+MODEL_FILES = ["config.json", "model.safetensors", "README.md", "*.png"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or does not match the model class."""
+
+
+class HubMixin(
+    PyTorchModelHubMixin,
+    library_name="condgen",
+    repo_url=REPO_URL,
+    license="mit",
+    tags=["condgen", "gan"],
+):
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        path = Path(pretrained_model_name_or_path)
+        if path.is_dir() and not (path / "config.json").is_file():
+            # The mixin would warn and build a default-config model; that hides a wrong folder.
+            raise CheckpointError(f"{path}: no config.json, not a saved {cls.__name__}")
+        if not path.is_dir() and (path.is_absolute() or str(path).startswith(".")):
+            raise CheckpointError(f"{path}: no such model folder")
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def _from_pretrained(
+        cls, *, model_id, revision, cache_dir, force_download, local_files_only, token,
+        map_location="cpu", strict=True, **model_kwargs,
+    ):
+        try:
+            model = cls(**model_kwargs)
+        except TypeError as e:
+            raise CheckpointError(f"{model_id}: config.json does not fit {cls.__name__}: {e}") from e
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, "model.safetensors")
+            if not os.path.isfile(model_file):
+                raise CheckpointError(f"{model_file}: missing")
+        else:
+            try:
+                model_file = hf_hub_download(
+                    model_id, "model.safetensors", revision=revision, cache_dir=cache_dir,
+                    force_download=force_download, token=token, local_files_only=local_files_only,
+                )
+            except EntryNotFoundError as e:
+                raise CheckpointError(f"{model_id}: no model.safetensors (pickles are not loaded)") from e
+        try:
+            safetensors.torch.load_model(model, model_file, strict=strict, device=map_location)
+        except Exception as e:  # safetensors raises RuntimeError/SafetensorError/OSError
+            raise CheckpointError(f"{model_file} does not match {cls.__name__}({model_kwargs}): {e}") from e
+        return model.eval()
+
+
+def _hub_offline():
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def resolve(cls, repo_id=None, local_dir=None, bundled=None, revision=None, timeout=1.0):
+    """Load cls from the Hub, else local_dir, else the bundled folder; return (model, source).
+
+    source says which one was used and why the earlier ones were not, e.g.
+    "bundled weights/cgan (hub user/cgan: offline; local runs/cgan: not found)".
+    The Hub is asked once with a short timeout (huggingface_hub on its own retries for ~20 s when
+    the network is down); offline or unreachable, a copy already in the HF cache is used.
+    """
+    why = []
+    if repo_id:
+        try:
+            folder = _hub_snapshot(repo_id, revision, timeout, why)
+            model = cls.from_pretrained(folder)
+            return model, f"hub {repo_id}@{Path(folder).name[:7]}" + (f" ({'; '.join(why)})" if why else "")
+        except Exception as e:  # any failure here means: fall back, and say why
+            why.append(f"hub {repo_id}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+    for kind, d in (("local", local_dir), ("bundled", bundled)):
+        if not d:
+            continue
+        d = Path(d)
+        if (d / "config.json").is_file():
+            model = cls.from_pretrained(d)
+            return model, f"{kind} {d}" + (f" ({'; '.join(why)})" if why else "")
+        why.append(f"{kind} {d}: not found")
+    raise CheckpointError(f"no weights for {cls.__name__}: " + "; ".join(why))
+
+
+def _hub_snapshot(repo_id, revision, timeout, why):
+    """Folder of repo_id's model files: fresh from the Hub if it answers in time, else the cache."""
+    if not _hub_offline():
+        try:
+            t = time.monotonic()
+            info = HfApi().model_info(repo_id, revision=revision, timeout=timeout)
+            return snapshot_download(
+                repo_id, revision=info.sha, allow_patterns=MODEL_FILES, etag_timeout=timeout
+            )
+        except Exception as e:
+            why.append(f"hub unreachable after {time.monotonic() - t:.1f}s ({type(e).__name__}), using cache")
+    else:
+        why.append("HF_HUB_OFFLINE set, using cache")
+    return snapshot_download(repo_id, revision=revision, allow_patterns=MODEL_FILES, local_files_only=True)
+
+
+def push(folder, repo_id, message, private=False, token=None):
+    """Upload a model folder (config, safetensors, model card, sample images) in one commit."""
+    api = HfApi(token=token)
+    api.create_repo(repo_id, exist_ok=True, private=private)
+    return api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), allow_patterns=MODEL_FILES, commit_message=message
+    )

@@ -1,0 +1,118 @@
+"""GAN and conditional GAN on MNIST, with the tutorial's class names.
+
+- GAN: Goodfellow et al. 2014, "Generative Adversarial Nets", https://arxiv.org/abs/1406.2661
+- cGAN: Mirza & Osindero 2014, "Conditional Generative Adversarial Nets",
+  https://arxiv.org/abs/1411.1784 (Sec. 4.1: Maxout discriminator, dropout 0.5)
+
+Where we part from the TensorFlow tutorial this project grew out of:
+- Maxout takes the max over its pieces (the tutorial's reshape leaves a size-1 axis to reduce,
+  so its "maxout" is a plain linear layer).
+- Discriminators return logits, trained with BCE-with-logits (the tutorial's sigmoid followed by
+  BCE on probabilities saturates and is numerically worse).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .hub import HubMixin
+
+NZ = 100  # noise size, as in the tutorial
+IMAGE = (1, 28, 28)
+
+
+class GeneratorGAN(nn.Module, HubMixin, tags=["mnist", "gan", "unconditional-image-generation"]):
+    """z [N, nz] -> image [N, 1, 28, 28] in [-1, 1]; Linear 100-128-256-512-784."""
+
+    def __init__(self, nz: int = NZ, batchnorm: bool = False):
+        super().__init__()
+        self.nz = nz
+        self.net = _mlp([nz, 128, 256, 512], batchnorm)
+        self.out = nn.Linear(512, 784)
+
+    def forward(self, z):
+        return torch.tanh(self.out(self.net(z))).view(-1, *IMAGE)
+
+
+class DiscriminatorGAN(nn.Module, HubMixin, tags=["mnist", "gan"]):
+    """image [N, 1, 28, 28] -> logit [N]; Linear 784-512-256-128-1."""
+
+    def __init__(self, in_features: int = 784):
+        super().__init__()
+        self.net = _mlp([in_features, 512, 256, 128], batchnorm=False)
+        self.out = nn.Linear(128, 1)
+
+    def forward(self, x):
+        return self.out(self.net(x.flatten(1))).squeeze(1)
+
+
+class Maxout(nn.Module):
+    """Goodfellow et al. 2013: `pieces` affine maps, the element-wise max over them.
+
+    The tutorial reshapes to (-1, pieces, units) but reduces a size-1 axis, so it never takes a
+    max; here the max really runs over the pieces axis.
+    """
+
+    def __init__(self, in_features: int, units: int, pieces: int):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = nn.Linear(in_features, units * pieces)
+
+    def forward(self, x):
+        # one matmul for all pieces: (N, units * pieces) -> (N, units, pieces) -> max over pieces
+        return self.linear(x).view(-1, self.units, self.pieces).amax(dim=2)
+
+
+class GeneratorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan", "conditional-image-generation"]):
+    """(z [N, nz], one-hot c [N, 10]) -> image [N, 1, 28, 28] in [-1, 1].
+
+    The tutorial's generator: z -> 256 and c -> 256 (ReLU each), concat -> 512 (ReLU) -> 784, tanh.
+    `batchnorm` adds BatchNorm after each hidden Linear (Radford et al. 2015, DCGAN), which makes
+    the small MLP converge in far fewer epochs; it is what the bundled weights use.
+    """
+
+    def __init__(self, nz: int = NZ, num_classes: int = 10, batchnorm: bool = False):
+        super().__init__()
+        self.nz, self.num_classes = nz, num_classes
+        self.z_path = _mlp([nz, 256], batchnorm)
+        self.c_path = _mlp([num_classes, 256], batchnorm)
+        self.joint = _mlp([512, 512], batchnorm)
+        self.out = nn.Linear(512, 784)
+
+    def forward(self, z, c):
+        h = torch.cat([self.z_path(z), self.c_path(c)], dim=1)  # (N, 512)
+        return torch.tanh(self.out(self.joint(h))).view(-1, *IMAGE)
+
+
+class DiscriminatorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan"]):
+    """(image, one-hot c) -> logit [N]; the cGAN paper's Maxout discriminator (Sec. 4.1):
+    image -> maxout 240 units x 5 pieces, label -> maxout 50 x 5, joint maxout 240 x 4, dropout 0.5."""
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.5):
+        super().__init__()
+        self.x_path = Maxout(784, 240, 5)
+        self.c_path = Maxout(num_classes, 50, 5)
+        self.joint = Maxout(290, 240, 4)
+        self.out = nn.Linear(240, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, c):
+        h = torch.cat([self.drop(self.x_path(x.flatten(1))), self.drop(self.c_path(c))], dim=1)
+        return self.out(self.drop(self.joint(h))).squeeze(1)  # (N,)
+
+
+def _mlp(sizes, batchnorm):
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b)] + ([nn.BatchNorm1d(b)] if batchnorm else []) + [nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def one_hot(labels, num_classes=10):
+    """Integer labels -> float one-hot, the cGAN's conditioning input."""
+    labels = torch.as_tensor(labels)
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise TypeError(f"labels must be integers, got {labels.dtype}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must be in 0..{num_classes - 1}, got {labels.tolist()}")
+    return F.one_hot(labels.long(), num_classes).float()

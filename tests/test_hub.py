@@ -1,0 +1,174 @@
+"""Checkpoints: bit-exact round trips, strict loading, Hub cache pulls offline, fast fallback, push."""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import torch
+from huggingface_hub import constants
+from safetensors.torch import load_file, save_file
+
+from condgen import hub
+from condgen.checkpoint import load_state, save_state
+from condgen.hub import CheckpointError, resolve
+from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN
+
+MODELS = [GeneratorGAN, DiscriminatorGAN, lambda: GeneratorCGAN(batchnorm=True), DiscriminatorCGAN]
+
+
+@pytest.mark.parametrize("make", MODELS)
+def test_save_load_is_bit_exact(make, tmp_path):
+    torch.manual_seed(0)
+    m = make()
+    m.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = type(m).from_pretrained(tmp_path)
+    a, b = m.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_config_round_trip(tmp_path):
+    GeneratorCGAN(batchnorm=True).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["batchnorm"] is True
+    assert isinstance(GeneratorCGAN.from_pretrained(tmp_path).joint[1], torch.nn.BatchNorm1d)
+
+
+def test_strict_loading_rejects_mismatched_weights(tmp_path):
+    GeneratorCGAN(batchnorm=False).save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "batchnorm": True}))  # BN keys now missing
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        GeneratorCGAN.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "nz": 64}))  # shape mismatch
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        GeneratorCGAN.from_pretrained(tmp_path)
+
+
+def test_wrong_class_and_missing_or_corrupt_files(tmp_path):
+    GeneratorGAN().save_pretrained(tmp_path / "gan")
+    with pytest.raises(CheckpointError):
+        DiscriminatorGAN.from_pretrained(tmp_path / "gan")
+    with pytest.raises(CheckpointError, match="config.json"):
+        GeneratorGAN.from_pretrained(tmp_path)  # a folder that holds no model
+    (tmp_path / "gan" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        GeneratorGAN.from_pretrained(tmp_path / "gan")
+    (tmp_path / "gan" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        GeneratorGAN.from_pretrained(tmp_path / "gan")
+
+
+def _fake_cache(cache, repo_id, model, sha="a" * 40, pickle_only=False):
+    """Lay out a Hub cache entry the way huggingface_hub does: refs/main -> snapshots/<sha>/."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snap = repo / "snapshots" / sha
+    model.save_pretrained(snap)
+    if pickle_only:
+        torch.save(model.state_dict(), snap / "pytorch_model.bin")
+        (snap / "model.safetensors").unlink()
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    return snap
+
+
+def test_hub_pull_from_cache_offline(tmp_path, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(1)
+    G = GeneratorCGAN(batchnorm=True)
+    _fake_cache(tmp_path / "cache", "someone/cgan", G)
+    bundled = tmp_path / "bundled"
+    GeneratorCGAN(batchnorm=True).save_pretrained(bundled)
+    model, source = resolve(GeneratorCGAN, repo_id="someone/cgan", bundled=bundled)
+    assert source.startswith("hub someone/cgan") and "offline" in source.lower()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), G.state_dict().values()))
+    # Not in the cache: falls back to the local folder, then the bundled one, and says why.
+    model, source = resolve(GeneratorCGAN, repo_id="someone/other", local_dir=tmp_path / "nope", bundled=bundled)
+    assert source.startswith(f"bundled {bundled}") and "someone/other" in source and "nope: not found" in source
+
+
+def test_hub_pickle_only_repo_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    _fake_cache(tmp_path / "cache", "someone/pickled", GeneratorGAN(), pickle_only=True)
+    with pytest.raises(CheckpointError, match="pickles are not loaded|model.safetensors"):
+        GeneratorGAN.from_pretrained("someone/pickled")
+
+
+def test_unreachable_hub_falls_back_within_seconds(tmp_path, monkeypatch):
+    # A loopback server that accepts connections and never answers: the worst case for a client.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    conns = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conns.append(server.accept()[0])
+            except OSError:
+                pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    GeneratorGAN().save_pretrained(tmp_path / "bundled")
+    try:
+        t = time.monotonic()
+        _, source = resolve(GeneratorGAN, repo_id="someone/gan", bundled=tmp_path / "bundled", timeout=1.0)
+        elapsed = time.monotonic() - t
+    finally:
+        stop.set()
+        server.close()
+    assert source.startswith("bundled") and "unreachable" in source
+    assert elapsed < 3.0, f"fallback took {elapsed:.1f}s"
+
+
+def test_push_uploads_exactly_the_model_files(tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import filter_repo_objects
+
+    calls = {}
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create", repo_id))
+
+    def upload_folder(self, *, repo_id, folder_path, allow_patterns=None, commit_message=None, **kw):
+        files = [p.name for p in sorted(__import__("pathlib").Path(folder_path).iterdir())]
+        calls["upload"] = (repo_id, sorted(filter_repo_objects(files, allow_patterns=allow_patterns)), commit_message)
+
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    folder = tmp_path / "g"
+    GeneratorGAN().save_pretrained(folder)
+    (folder / "samples.png").write_bytes(b"png")
+    (folder / "state.safetensors").write_bytes(b"not for the hub")
+    (folder / "eval.json").write_text("{}")
+    hub.push(folder, "me/gan", "one commit")
+    assert calls["create"] == "me/gan"
+    assert calls["upload"] == ("me/gan", ["README.md", "config.json", "model.safetensors", "samples.png"], "one commit")
+
+
+def test_training_state_round_trip(tmp_path):
+    torch.manual_seed(0)
+    G = GeneratorCGAN(batchnorm=True)
+    opt = torch.optim.Adam(G.parameters(), lr=1e-3)
+    G(torch.randn(4, 100), torch.eye(10)[:4]).mean().backward()
+    opt.step()
+    rng_state = torch.get_rng_state()
+    save_state(tmp_path / "s.safetensors", {"G": G}, {"opt": opt}, {"torch": rng_state}, {"epoch": 3})
+    G2 = GeneratorCGAN(batchnorm=True)
+    opt2 = torch.optim.Adam(G2.parameters(), lr=1e-3)
+    rng, meta = load_state(tmp_path / "s.safetensors", {"G": G2}, {"opt": opt2})
+    assert meta == {"epoch": 3} and torch.equal(rng["torch"], rng_state)
+    assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), G2.state_dict().values()))
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert all(torch.equal(s1["state"][i]["exp_avg_sq"], s2["state"][i]["exp_avg_sq"]) for i in s1["state"])
+    # a state for another architecture is rejected with the file named
+    with pytest.raises(ValueError, match="s.safetensors"):
+        load_state(tmp_path / "s.safetensors", {"G": GeneratorCGAN(batchnorm=False)})
+    tensors = load_file(tmp_path / "s.safetensors")
+    save_file(tensors, tmp_path / "bare.safetensors")  # no condgen metadata
+    with pytest.raises(ValueError, match="not a condgen training state"):
+        load_state(tmp_path / "bare.safetensors")

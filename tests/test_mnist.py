@@ -1,0 +1,87 @@
+"""The MNIST models: shapes, ranges, a real Maxout, conditioning that conditions, the data loader."""
+
+import pytest
+import torch
+
+from condgen.data import mnist_tensors, shuffled_batches
+from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, Maxout, one_hot
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_generators_shape_and_range(batchnorm):
+    torch.manual_seed(0)
+    z = torch.randn(16, 100)
+    for G, args in [(GeneratorGAN(batchnorm=batchnorm), (z,)), (GeneratorCGAN(batchnorm=batchnorm), (z, one_hot(torch.arange(16) % 10)))]:
+        x = G(*args)
+        assert x.shape == (16, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
+        with torch.no_grad():  # a huge pre-activation saturates a tanh at +-1 (a clamp or linear head would not)
+            G.out.bias.fill_(30.0)
+        x = G(*args)
+        assert torch.allclose(x, torch.ones_like(x))
+
+
+def test_discriminators_return_one_logit_per_image():
+    x = torch.randn(5, 1, 28, 28)
+    assert DiscriminatorGAN()(x).shape == (5,)
+    out = DiscriminatorCGAN().eval()(x, one_hot([0, 1, 2, 3, 9]))
+    assert out.shape == (5,)
+    # logits for BCE-with-logits, not probabilities: large inputs push them outside [0, 1]
+    assert (DiscriminatorGAN()(x * 100).abs() > 1).any()
+    assert (DiscriminatorCGAN().eval()(x * 100, one_hot([0, 1, 2, 3, 9])).abs() > 1).any()
+
+
+def test_maxout_takes_the_max_over_pieces():
+    torch.manual_seed(0)
+    m = Maxout(6, units=3, pieces=4)
+    x = torch.randn(8, 6)
+    # Each piece as its own affine map, then the max over pieces: the definition (Goodfellow 2013).
+    W = m.linear.weight.view(3, 4, 6)
+    b = m.linear.bias.view(3, 4)
+    pieces = torch.einsum("ni,upi->nup", x, W) + b  # (N, units, pieces)
+    expected = pieces.amax(dim=2)
+    assert torch.allclose(m(x), expected, atol=1e-6)
+    # The tutorial reduces a size-1 axis, which returns every piece unchanged (units * pieces values).
+    tutorial = m.linear(x).view(-1, 3 * 4, 1).amax(dim=2)
+    assert tutorial.shape != m(x).shape
+    assert not torch.allclose(tutorial.view(8, 3, 4)[..., 0], m(x))  # the first piece alone is not the max
+    assert (m(x) >= tutorial.view(8, 3, 4)[..., 0]).all()
+
+
+def test_label_changes_cgan_output():
+    torch.manual_seed(0)
+    G = GeneratorCGAN(batchnorm=True).eval()
+    z = torch.randn(1, 100).repeat(10, 1)
+    x = G(z, one_hot(torch.arange(10)))
+    diffs = (x[1:] - x[:1]).abs().flatten(1).mean(1)
+    assert (diffs > 1e-3).all()
+    D = DiscriminatorCGAN().eval()
+    img = torch.randn(2, 1, 28, 28)
+    assert not torch.allclose(D(img[:1].repeat(2, 1, 1, 1), one_hot([3, 7]))[0], D(img[:1].repeat(2, 1, 1, 1), one_hot([3, 7]))[1])
+
+
+@pytest.mark.parametrize("bad,err", [([10], ValueError), ([-1], ValueError), ([1.5], TypeError)])
+def test_one_hot_rejects_bad_labels(bad, err):
+    with pytest.raises(err, match="labels"):
+        one_hot(torch.tensor(bad))
+
+
+def test_mnist_root_loads_offline(mnist_root):
+    x, y = mnist_tensors(mnist_root, train=True)
+    assert x.shape == (60000, 1, 28, 28) and y.shape == (60000,)
+    assert x.min() == -1 and x.max() == 1
+    assert y[0] == 5  # MNIST's first training label
+    x_test, y_test = mnist_tensors(mnist_root, train=False)
+    assert len(x_test) == 10000 and y_test[0] == 7
+
+
+def test_mnist_missing_root_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        mnist_tensors(tmp_path)
+
+
+def test_shuffled_batches_cover_each_index_once():
+    g = torch.Generator().manual_seed(0)
+    batches = list(shuffled_batches(103, 10, g))
+    assert len(batches) == 10 and all(len(b) == 10 for b in batches)
+    seen = torch.cat(batches)
+    assert len(seen.unique()) == 100 and seen.max() < 103

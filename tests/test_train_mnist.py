@@ -1,0 +1,102 @@
+"""train_mnist.py as users run it: real MNIST (a subset), files written, resume resumes, bad input fails."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train_mnist
+from condgen.checkpoint import load_state
+from condgen.mnist import GeneratorCGAN
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(mnist_root, out, *extra):
+    args = train_mnist.parse_args(
+        ["--data-dir", str(mnist_root), "--subset", "512", "--batch-size", "64", "--eval-per-class", "0", "--out", str(out), *extra]
+    )
+    return train_mnist.main(args)
+
+
+def test_a_few_steps_move_d_real_and_fake_apart(mnist_root, tmp_path):
+    _, history = run(mnist_root, tmp_path / "gan", "--model", "gan", "--epochs", "2")
+    first, last = history[0], history[-1]
+    assert last["D_x"] - last["D_G_z"] > 0.2, history  # D tells real from fake after 16 steps
+    assert last["loss_D"] < first["loss_D"]
+
+
+def test_files_written_and_loadable(mnist_root, tmp_path):
+    G, _ = run(mnist_root, tmp_path / "cgan", "--model", "cgan", "--epochs", "1")
+    out = tmp_path / "cgan"
+    for f in ["generator/config.json", "generator/model.safetensors", "generator/README.md", "generator/samples.png",
+              "discriminator/model.safetensors", "samples/epoch_001.png", "state.safetensors", "args.json"]:
+        assert (out / f).is_file(), f
+    loaded = GeneratorCGAN.from_pretrained(out / "generator")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), G.state_dict().values()))
+    card = (out / "generator" / "README.md").read_text()
+    assert "python train_mnist.py" in card and "epochs: 1," in card
+
+
+def test_resume_gives_the_same_state_as_an_uninterrupted_run(mnist_root, tmp_path):
+    run(mnist_root, tmp_path / "straight", "--model", "cgan", "--epochs", "2")
+    run(mnist_root, tmp_path / "resumed", "--model", "cgan", "--epochs", "1")
+    run(mnist_root, tmp_path / "resumed", "--model", "cgan", "--epochs", "2", "--resume")
+    a = load_file(tmp_path / "straight" / "state.safetensors")
+    b = load_file(tmp_path / "resumed" / "state.safetensors")
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different  # weights, Adam moments and RNG streams all identical
+
+
+def test_killed_run_resumes_from_its_last_epoch(mnist_root, tmp_path):
+    out = tmp_path / "killed"
+    base = [sys.executable, "train_mnist.py", "--model", "gan", "--data-dir", str(mnist_root), "--subset", "512",
+            "--batch-size", "64", "--eval-per-class", "0", "--out", str(out)]
+    proc = subprocess.Popen(base + ["--epochs", "1000"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "samples" / "epoch_003.png").exists():
+            time.sleep(0.2)
+        assert (out / "samples" / "epoch_003.png").exists(), "training did not get going"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    _, meta = load_state(out / "state.safetensors")
+    done = meta["epoch"]
+    assert done >= 2
+    r = subprocess.run(base + ["--epochs", str(done + 1), "--resume"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"resumed {out / 'state.safetensors'} at epoch {done}" in r.stdout
+    _, meta = load_state(out / "state.safetensors")
+    assert meta["epoch"] == done + 1 and len(meta["history"]) == done + 1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model", "vae"], "invalid choice: 'vae'"),
+    (["--model", "gan", "--epochs", "0"], "--epochs must be >= 1"),
+    (["--model", "gan", "--batch-size", "0"], "--batch-size must be >= 1"),
+])
+def test_bad_cli_input_is_a_clear_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        train_mnist.parse_args(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_unreadable_data_dir_exits_nonzero_naming_it(tmp_path):
+    r = subprocess.run([sys.executable, "train_mnist.py", "--model", "cgan", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode != 0 and "no MNIST under" in r.stderr and "nowhere" in r.stderr
+
+
+def test_resume_without_state_or_of_another_model_fails(mnist_root, tmp_path):
+    with pytest.raises(SystemExit, match="cannot resume: no training state"):
+        run(mnist_root, tmp_path / "none", "--model", "gan", "--epochs", "1", "--resume")
+    run(mnist_root, tmp_path / "g", "--model", "gan", "--epochs", "1")
+    with pytest.raises(SystemExit, match="cannot resume"):
+        run(mnist_root, tmp_path / "g", "--model", "cgan", "--epochs", "2", "--resume")
