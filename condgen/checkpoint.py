@@ -70,8 +70,9 @@ def save_state(path, modules=None, optimizers=None, rng=None, meta=None):
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def load_state(path, modules=None, optimizers=None):
-    """Restore what save_state wrote; returns (rng_states, meta). Strict: every key must match."""
+def load_state(path, modules=None, optimizers=None, optional=()):
+    """Restore what save_state wrote; returns (rng_states, meta). Strict: every key must match,
+    except that modules named in `optional` are left as they are when the file has none of them."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training state at {path}")
@@ -85,6 +86,8 @@ def load_state(path, modules=None, optimizers=None):
         raise ValueError(f"{path}: not a condgen training state ({e})") from e
     for name, module in (modules or {}).items():
         sd = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
+        if not sd and name in optional:
+            continue
         try:
             module.load_state_dict(sd, strict=True)
         except RuntimeError as e:

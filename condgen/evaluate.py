@@ -65,6 +65,7 @@ def evaluate_mnist(G, data_dir, classifier=None, per_class=1000, seed=0):
     f_test, _ = features_and_predictions(classifier, x_test)
     f_train, _ = features_and_predictions(classifier, x_train[:10000])
     out = {
+        "per_class": per_class,
         "frechet_distance": frechet_distance(f_gen, f_test),
         "frechet_distance_mnist_train": frechet_distance(f_train, f_test),
         "predicted_digit_share": torch.bincount(pred, minlength=10).div(n).tolist(),
@@ -79,7 +80,7 @@ def evaluate_mnist(G, data_dir, classifier=None, per_class=1000, seed=0):
 def format_markdown(m):
     lines = []
     if "conditional_accuracy" in m:
-        lines.append(f"- conditional accuracy: **{m['conditional_accuracy']:.4f}** (10 x 1000 samples read by condgen's MNIST classifier)")
+        lines.append(f"- conditional accuracy: **{m['conditional_accuracy']:.4f}** (10 x {m['per_class']} samples read by condgen's MNIST classifier)")
         lines.append("")
         lines.append("| digit | " + " | ".join(str(d) for d in range(10)) + " |")
         lines.append("|---" * 11 + "|")
