@@ -2,8 +2,10 @@
 
 from .hub import CheckpointError, HubMixin, resolve
 from .mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, Maxout, one_hot
+from .pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, load_generator
 
 __all__ = [
     "CheckpointError", "HubMixin", "resolve",
     "GeneratorGAN", "DiscriminatorGAN", "GeneratorCGAN", "DiscriminatorCGAN", "Maxout", "one_hot",
+    "EncoderDecoderGenerator", "UNetGenerator", "Discriminator", "load_generator",
 ]

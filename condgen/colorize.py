@@ -1,0 +1,156 @@
+"""Colorize sketches with a trained Pix2Pix generator; show what the PatchGAN thinks of the result.
+
+    python -m condgen.colorize --weights weights/pix2pix-unet sketch.png more/*.jpg --out runs/colorized
+
+Any size and mode goes in: transparency is composited on white (a drawing app's transparent
+canvas is paper, not black), 16-bit, gray, palette and CMYK images become 8-bit RGB; the sketch is
+padded to a square with white, resized to 256x256, colorized, and the result cropped and resized
+back to the input's size.
+
+Eval mode by default: BatchNorm uses its running statistics and dropout is off, so the same
+sketch always gives the same picture. `--stochastic` keeps dropout on, which is how the paper
+injects noise z at test time (Sec. 2.2: "we provide noise only in the form of dropout, applied ...
+at both training and test time"); outputs then vary from run to run, though only slightly.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .data import to_unit
+
+SIZE = 256
+
+
+def to_rgb(image):
+    """A path, PIL image or HxW[xC] uint8/uint16 array -> 8-bit RGB PIL image, white under alpha."""
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as im:
+                im.load()
+                image = im.copy()
+        except (UnidentifiedImageError, OSError) as e:
+            raise ValueError(f"{image}: not a readable image ({e})") from e
+    elif isinstance(image, np.ndarray):
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or image.size == 0:
+            raise ValueError(f"expected an image array H x W [x 1|3|4], got shape {image.shape}")
+        if image.dtype == np.uint16:
+            image = (image >> 8).astype(np.uint8)
+        elif image.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 or uint16 image array, got {image.dtype}")
+        image = Image.fromarray(image.squeeze(2) if image.ndim == 3 and image.shape[2] == 1 else image)
+    if not isinstance(image, Image.Image):
+        raise ValueError(f"expected an image (path, PIL image or array), got {type(image).__name__}")
+    if image.width == 0 or image.height == 0:
+        raise ValueError("the image is empty (0 pixels)")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit or 32-bit gray: PIL's convert("L") clips at 255 instead of scaling the range
+        a = np.asarray(image, dtype=np.float64)
+        lo, hi = (0.0, 65535.0) if image.mode.startswith("I;16") else (a.min(), max(a.max(), a.min() + 1))
+        image = Image.fromarray(((a - lo) / (hi - lo) * 255).clip(0, 255).round().astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    return image.convert("RGB")
+
+
+def check_sketch(rgb):
+    """Refuse a blank sketch: a flat image carries nothing for the generator to follow."""
+    gray = np.asarray(rgb.convert("L"), dtype=np.float32)
+    if gray.max() - gray.min() < 32:  # flat up to faint noise (JPEG artifacts, paper texture)
+        raise ValueError("the sketch is blank (one flat color): draw some dark lines on white")
+
+
+def _to_square(rgb):
+    """Pad to a square with white (keeps the aspect), resize to SIZE; returns the tensor and the
+    box of the original inside the square, to undo it."""
+    side = max(rgb.size)
+    canvas = Image.new("RGB", (side, side), "white")
+    left, top = (side - rgb.width) // 2, (side - rgb.height) // 2
+    canvas.paste(rgb, (left, top))
+    resample = Image.LANCZOS if side > SIZE else Image.BICUBIC
+    x = torch.from_numpy(np.asarray(canvas.resize((SIZE, SIZE), resample)).copy()).permute(2, 0, 1)
+    box = tuple(v * SIZE / side for v in (left, top, left + rgb.width, top + rgb.height))
+    return to_unit(x)[None], box  # (1, 3, 256, 256) in [-1, 1]
+
+
+def _to_pil(t):
+    """[3, H, W] in [-1, 1] -> RGB PIL image."""
+    a = ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(a)
+
+
+def set_mode(G, stochastic):
+    """Eval mode; with stochastic, dropout stays on (BatchNorm keeps its running statistics)."""
+    G.eval()
+    if stochastic:
+        for m in G.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.train()
+    return G
+
+
+@torch.no_grad()
+def colorize(G, image, stochastic=False):
+    """Colorize one sketch (path, PIL image or array) -> RGB PIL image of the input's size."""
+    rgb = to_rgb(image)
+    check_sketch(rgb)
+    x, box = _to_square(rgb)
+    set_mode(G, stochastic)
+    device = next(G.parameters()).device
+    y = _to_pil(G(x.to(device))[0].float())
+    left, top, right, bottom = (round(v) for v in box)
+    box = (left, top, max(right, left + 1), max(bottom, top + 1))  # a 1-px-thin input keeps 1 px
+    return y.crop(box).resize(rgb.size, Image.LANCZOS)
+
+
+@torch.no_grad()
+def patch_map(D, sketch, output):
+    """The PatchGAN's verdict on (sketch, output): [30, 30] float array of P(real) per 70x70 patch.
+
+    Both images are squared and resized as colorize does, so each cell lines up with the same
+    region of the 256x256 input (cell (i, j) sees the window starting at 8i - 23, 8j - 23)."""
+    x, _ = _to_square(to_rgb(sketch))
+    y, _ = _to_square(to_rgb(output))
+    D.eval()
+    device = next(D.parameters()).device
+    return torch.sigmoid(D(x.to(device), y.to(device)))[0, 0].float().cpu().numpy()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", help="sketches to colorize (any size; PNG, JPG, ...)")
+    p.add_argument("--weights", required=True, help="generator folder (config.json + model.safetensors), a run folder holding generator/, or a Hub id")
+    p.add_argument("--out", required=True, help="folder for the colorized images (<name>.png)")
+    p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
+    p.add_argument("--seed", type=int, default=0, help="seed for --stochastic")
+    args = p.parse_args(argv)
+
+    from .hub import CheckpointError
+    from .pix2pix import load_generator
+
+    try:
+        G = load_generator(args.weights)
+    except (CheckpointError, OSError) as e:
+        sys.exit(f"error: {e}")
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for f in args.images:
+        try:
+            colorize(G, f, args.stochastic).save(out / f"{Path(f).stem}.png")
+            print(f"{f} -> {out / (Path(f).stem + '.png')}")
+        except ValueError as e:
+            print(f"error: {f}: {e}", file=sys.stderr)
+            failed += 1
+    if failed:
+        sys.exit(f"error: {failed} of {len(args.images)} images failed")
+
+
+if __name__ == "__main__":
+    main()

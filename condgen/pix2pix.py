@@ -1,0 +1,186 @@
+"""Pix2Pix: image-to-image translation with a conditional GAN (sketch x -> color y).
+
+Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks",
+https://arxiv.org/abs/1611.07004. Architecture from the paper's Appendix 6.1.1 and 6.1.2, whose
+strings are kept below: `Ck` is Conv-BatchNorm-ReLU with k filters, `CDk` adds Dropout 0.5; all
+convolutions are 4x4 with stride 2 (the discriminator's last two have stride 1); the encoder uses
+LeakyReLU 0.2, the decoder ReLU. Official code: https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix
+
+Where we part from the TensorFlow tutorial (https://www.tensorflow.org/tutorials/generative/pix2pix)
+this project grew out of:
+- Both generators end in tanh, as the paper says ("followed by a Tanh function"); the tutorial's
+  U-Net ends in a bare transposed convolution, so its output is not bounded to [-1, 1].
+- The discriminator returns logits, trained with BCE-with-logits; the tutorial applies a sigmoid
+  and then BCE on probabilities, which saturates (log(0)) and is numerically worse.
+- No BatchNorm on the innermost (1x1) encoder layer, as in the official code: at batch size 1 a
+  1x1 map has one value per channel and PyTorch's BatchNorm refuses to normalize it.
+"""
+
+import torch
+from torch import nn
+
+from .hub import HubMixin
+
+# Appendix 6.1.1. Channel counts are for ngf=64 (ndf=64); other widths scale them by ngf/64.
+ENCODER = "C64-C128-C256-C512-C512-C512-C512-C512"
+DECODER = "CD512-CD512-CD512-C512-C256-C128-C64"
+# The U-Net's decoder string counts each up-convolution's *input* channels: the previous decoder
+# output concatenated with the mirrored encoder layer (512 + 512 = 1024), the last one being the
+# output convolution's input (64 + 64 = 128). Its output widths are those of DECODER.
+UNET_DECODER = "CD512-CD1024-CD1024-C1024-C1024-C512-C256-C128"
+# Appendix 6.1.2: the 70x70 PatchGAN. After C512 a convolution maps to 1 channel; the last two
+# convolutions have stride 1, which is what makes the receptive field 70 and the map 30x30.
+DISCRIMINATOR = "C64-C128-C256-C512"
+
+
+def parse(spec, width=64):
+    """'CD512-C256' -> [(512 * width // 64, True), (256 * width // 64, False)]: (channels, dropout)."""
+    return [(int(tok.lstrip("CD")) * width // 64, tok.startswith("CD")) for tok in spec.split("-")]
+
+
+class EncodeBlock(nn.Sequential):
+    """Ck in the encoder: Conv 4x4 stride 2 (halves H and W) -> BatchNorm -> LeakyReLU 0.2."""
+
+    def __init__(self, in_channels, out_channels, norm=True, stride=2):
+        # A conv followed by BatchNorm needs no bias (BN's beta replaces it).
+        layers = [nn.Conv2d(in_channels, out_channels, 4, stride, 1, bias=not norm)]
+        if norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(nn.LeakyReLU(0.2))
+        super().__init__(*layers)
+
+
+class DecodeBlock(nn.Sequential):
+    """Ck / CDk in the decoder: ConvTranspose 4x4 stride 2 (doubles H and W) -> BatchNorm ->
+    Dropout 0.5 (CDk only: the paper's only source of noise z) -> ReLU."""
+
+    def __init__(self, in_channels, out_channels, dropout=False):
+        layers = [nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False), nn.BatchNorm2d(out_channels)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
+def _encoder(in_channels, ngf):
+    blocks, c = [], in_channels
+    spec = parse(ENCODER, ngf)
+    for i, (k, _) in enumerate(spec):
+        # Paper: no BatchNorm on the first C64. Official code: none on the innermost 1x1 layer.
+        blocks.append(EncodeBlock(c, k, norm=0 < i < len(spec) - 1))
+        c = k
+    return nn.ModuleList(blocks)
+
+
+def _check_size(x):
+    # Eight stride-2 layers: the U-Net's skips only line up when H and W are multiples of 256.
+    if x.dim() != 4 or x.shape[-1] % 256 or x.shape[-2] % 256:
+        raise ValueError(f"expected input [N, C, H, W] with H and W multiples of 256, got {list(x.shape)}")
+
+
+class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
+    """x [N, 3, H, W] in [-1, 1] -> y [N, 3, H, W] in [-1, 1] through a 1x1 bottleneck, no skips."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64):
+        super().__init__()
+        self.encoder = _encoder(in_channels, ngf)
+        blocks, c = [], parse(ENCODER, ngf)[-1][0]
+        for k, dropout in parse(DECODER, ngf):
+            blocks.append(DecodeBlock(c, k, dropout))
+            c = k
+        self.decoder = nn.ModuleList(blocks)
+        self.out = nn.ConvTranspose2d(c, out_channels, 4, 2, 1)  # "a convolution ... to 3 channels"
+        init_weights(self)
+
+    def forward(self, x):
+        _check_size(x)
+        for block in self.encoder:  # (N, 3, 256, 256) -> ... -> (N, 8ngf, 1, 1)
+            x = block(x)
+        for block in self.decoder:  # (N, 8ngf, 1, 1) -> ... -> (N, ngf, 128, 128)
+            x = block(x)
+        return torch.tanh(self.out(x))
+
+
+class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
+    """The encoder-decoder with skips: encoder layer i is concatenated to decoder layer n - i, so
+    low-level information (here: where the lines are) bypasses the bottleneck."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64):
+        super().__init__()
+        self.encoder = _encoder(in_channels, ngf)
+        skips = [k for k, _ in parse(ENCODER, ngf)][-2::-1]  # mirrored: 512, 512, ..., 128, 64
+        outs = [k for k, _ in parse(DECODER, ngf)]
+        ins = parse(UNET_DECODER, ngf)
+        # The paper's string must equal what the skips produce: previous output + mirrored skip.
+        assert [k for k, _ in ins[1:]] == [o + s for o, s in zip(outs, skips)], "UNET_DECODER does not match"
+        self.decoder = nn.ModuleList(DecodeBlock(i, o, dropout) for (i, dropout), o in zip(ins, outs))
+        self.out = nn.ConvTranspose2d(ins[-1][0], out_channels, 4, 2, 1)
+        init_weights(self)
+
+    def forward(self, x):
+        _check_size(x)
+        skips = []
+        for block in self.encoder:
+            x = block(x)
+            skips.append(x)
+        skips = skips[-2::-1]  # innermost first; the bottleneck itself is not a skip
+        for block, skip in zip(self.decoder, skips):
+            x = torch.cat([block(x), skip], dim=1)  # (N, out_i, h, w) + (N, skip_i, h, w)
+        return torch.tanh(self.out(x))
+
+
+class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
+    """The 70x70 PatchGAN: (sketch x, image y) -> logits [N, 1, 30, 30] for 256x256 inputs.
+
+    Each logit judges one 70x70 patch of concat(x, y) as real or fake (Sec. 2.2.2); D is
+    conditional, it sees the sketch too.
+    """
+
+    def __init__(self, in_channels: int = 6, ndf: int = 64):
+        super().__init__()
+        spec = parse(DISCRIMINATOR, ndf)
+        blocks, c = [], in_channels
+        for i, (k, _) in enumerate(spec):
+            # C64-C128-C256 with stride 2, C512 with stride 1; no BatchNorm on C64 (as the encoder)
+            blocks.append(EncodeBlock(c, k, norm=i > 0, stride=2 if i < len(spec) - 1 else 1))
+            c = k
+        blocks.append(nn.Conv2d(c, 1, 4, 1, 1))  # logits; BCE-with-logits applies the sigmoid
+        self.net = nn.Sequential(*blocks)
+        init_weights(self)
+
+    def forward(self, x, y):
+        return self.net(torch.cat([x, y], dim=1))  # (N, 6, 256, 256) -> (N, 1, 30, 30)
+
+
+def init_weights(module):
+    """Weights from N(0, 0.02) (paper Sec. 6.2, following DCGAN); BatchNorm scale from N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+GENERATORS = {"unet": UNetGenerator, "encoder-decoder": EncoderDecoderGenerator}
+
+
+def load_generator(path):
+    """A saved generator folder, a training run's folder (holding generator/) or a Hub id, of either
+    architecture: config.json does not say which (it holds the constructor kwargs only), so try
+    each class; strict loading rejects the wrong one because the decoder's input widths differ."""
+    from pathlib import Path
+
+    from .hub import CheckpointError
+
+    if (Path(path) / "generator" / "config.json").is_file():
+        path = Path(path) / "generator"
+    errors = []
+    for cls in GENERATORS.values():
+        try:
+            return cls.from_pretrained(path)
+        except CheckpointError as e:
+            errors.append(str(e).splitlines()[0][:300])
+    raise CheckpointError(f"{path}: not a pix2pix generator ({'; '.join(errors)})")

@@ -1,0 +1,235 @@
+"""Pix2Pix models, pair data, colorize and metrics: what the paper states, checked."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from condgen.colorize import colorize, patch_map
+from condgen.data import PairDataset, load_pairs, pair_augmentation, to_unit
+from condgen.hub import CheckpointError
+from condgen.metrics import baselines, colorfulness, l1, ssim
+from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, load_generator
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("cls, expected", [(EncoderDecoderGenerator, 39.1e6), (UNetGenerator, 54.4e6), (Discriminator, 2.77e6)])
+def test_full_size_parameter_counts(cls, expected):
+    assert n_params(cls()) == pytest.approx(expected, rel=0.01)
+
+
+def test_generators_keep_shape_and_end_in_tanh():
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    for G in (UNetGenerator(ngf=8), EncoderDecoderGenerator(ngf=8)):
+        y = G(x)  # batch 2, train mode
+        assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
+        assert G(x[:1]).shape == (1, 3, 256, 256)  # batch 1 trains: no BatchNorm on the 1x1 bottleneck
+        with torch.no_grad():
+            G.out.bias.fill_(50.0)  # a huge pre-activation saturates tanh exactly at 1; a linear head would not
+        assert torch.allclose(G.eval()(x), torch.ones_like(x))
+    with pytest.raises(ValueError, match="multiples of 256"):
+        UNetGenerator(ngf=8)(torch.zeros(1, 3, 200, 256))
+
+
+def test_discriminator_gives_30x30_logits():
+    D = Discriminator(ndf=8)
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    out = D(x, x)
+    assert out.shape == (2, 1, 30, 30)
+    assert (D(x * 50, x * 50).abs() > 1).any()  # logits, not probabilities
+
+
+def test_discriminator_receptive_field_is_70x70():
+    torch.manual_seed(0)
+    D = Discriminator(ndf=4).double().eval()  # eval: BatchNorm's batch statistics would couple all pixels
+    x = torch.randn(1, 3, 160, 160, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(1, 3, 160, 160, dtype=torch.float64)
+    out = D(x, y)  # (1, 1, 18, 18)
+    out[0, 0, 9, 9].backward()
+    rows, cols = torch.nonzero(x.grad.abs().sum(dim=(0, 1)), as_tuple=True)
+    r0, c0 = rows.min().item(), cols.min().item()
+    assert (rows.max().item() - r0 + 1, cols.max().item() - c0 + 1) == (70, 70)
+    assert (r0, c0) == (9 * 8 - 23, 9 * 8 - 23)  # window start: stride 8, padding 1+2+4+8+8
+    assert (x.grad[0].abs().sum(0)[r0 : r0 + 70, c0 : c0 + 70] > 0).all()  # every pixel of it matters
+
+
+def _zero_bottleneck(G):
+    return G.encoder[-1].register_forward_hook(lambda module, inputs, output: torch.zeros_like(output))
+
+
+def test_unet_skips_carry_information_past_a_zeroed_bottleneck():
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 1, 3, 256, 256) * 2 - 1
+    for G, passes in ((UNetGenerator(ngf=8), True), (EncoderDecoderGenerator(ngf=8), False)):
+        # Train-mode BatchNorm keeps activations at unit scale through eight untrained layers
+        # (running statistics at init would shrink them toward 0); one image per batch, dropout off.
+        G.train()
+        for m in G.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.eval()
+        with torch.no_grad():
+            unblocked = (G(a) - G(b)).abs().max().item()
+            hook = _zero_bottleneck(G)
+            blocked = (G(a) - G(b)).abs().max().item()
+            hook.remove()
+        assert unblocked > 1e-3, f"{type(G).__name__} ignores its input"
+        if passes:
+            assert blocked > 1e-3
+        else:
+            assert blocked == 0.0
+
+
+def test_save_load_round_trip_and_architecture_detection(tmp_path):
+    for cls in (UNetGenerator, EncoderDecoderGenerator):
+        G = cls(ngf=8).eval()
+        G.save_pretrained(tmp_path / cls.__name__)
+        G2 = load_generator(tmp_path / cls.__name__)
+        assert type(G2) is cls
+        x = torch.rand(1, 3, 256, 256) * 2 - 1
+        assert torch.equal(G(x), G2(x))
+    with pytest.raises(CheckpointError):
+        UNetGenerator.from_pretrained(tmp_path / "EncoderDecoderGenerator")  # strict: wrong class refused
+
+
+def _write_pair(path, left, right):
+    Image.fromarray(np.concatenate([left, right], axis=1)).save(path)
+
+
+def test_loader_splits_halves(tmp_path):
+    rng = np.random.default_rng(0)
+    left, right = rng.integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    _write_pair(tmp_path / "p.png", left, right)
+    x, y = load_pairs(tmp_path)
+    assert x.shape == y.shape == (1, 3, 256, 256)
+    assert torch.equal(x[0], torch.from_numpy(left).permute(2, 0, 1))
+    assert torch.equal(y[0], torch.from_numpy(right).permute(2, 0, 1))
+    # the A/B layout gives the same pair
+    (tmp_path / "ab" / "A").mkdir(parents=True), (tmp_path / "ab" / "B").mkdir()
+    Image.fromarray(left).save(tmp_path / "ab" / "A" / "p.png")
+    Image.fromarray(right).save(tmp_path / "ab" / "B" / "p.png")
+    xa, ya = load_pairs(tmp_path / "ab")
+    assert torch.equal(xa, x) and torch.equal(ya, y)
+    Image.fromarray(left).save(tmp_path / "bad.png")  # square: not a pair
+    with pytest.raises(ValueError, match="not a side-by-side pair"):
+        load_pairs(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["tutorial", "paper"])
+def test_augmentation_keeps_sketch_and_color_aligned(tmp_path, kind):
+    # x and y identical and asymmetric: any difference in the random parameters shows up
+    img = np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    img[:40, :90] = 0  # a dark corner block, so flips and rotations change the picture
+    _write_pair(tmp_path / "p.png", img, img)
+    ds = PairDataset(tmp_path, augment=kind)
+    plain = to_unit(torch.from_numpy(img).permute(2, 0, 1))
+    torch.manual_seed(0)
+    changed = 0
+    for _ in range(12):
+        x, y = ds[0]
+        assert x.shape == y.shape == (3, 256, 256)
+        assert torch.equal(x, y)
+        changed += not torch.equal(x, plain)
+    assert changed >= 10  # the augmentation really augments
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        pair_augmentation("flip")
+
+
+def _sketch_image():
+    img = Image.new("RGB", (300, 180), "white")
+    a = np.asarray(img).copy()
+    a[40:140, 60:64] = 0
+    a[40:44, 60:240] = 0
+    a[90:150, 200:203] = 30
+    return Image.fromarray(a)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "CMYK", "RGBA", "LA", "1", "I;16"])
+def test_colorize_any_mode_and_size(mode):
+    G = UNetGenerator(ngf=8)
+    sketch = _sketch_image()
+    if mode == "I;16":
+        img = Image.fromarray(np.asarray(sketch.convert("L")).astype(np.uint16) * 257)
+        assert img.mode == "I;16"
+    elif mode == "RGBA":  # transparent canvas, opaque strokes: a drawing app's output
+        a = np.zeros((180, 300, 4), np.uint8)
+        a[..., 3] = 255 - np.asarray(sketch.convert("L"))
+        img = Image.fromarray(a)
+    else:
+        img = sketch.convert(mode)
+    out = colorize(G, img)
+    assert out.mode == "RGB" and out.size == img.size
+    assert not G.training
+
+
+def test_colorize_rgba_is_composited_on_white():
+    G = UNetGenerator(ngf=8)
+    sketch = _sketch_image()
+    a = np.zeros((180, 300, 4), np.uint8)  # black strokes on a transparent (black) canvas
+    a[..., 3] = 255 - np.asarray(sketch.convert("L"))
+    torch.manual_seed(0)
+    via_alpha = np.asarray(colorize(G, Image.fromarray(a)), dtype=float)
+    on_white = np.asarray(colorize(G, sketch.convert("L")), dtype=float)
+    assert np.abs(via_alpha - on_white).mean() < 2  # same picture; a black canvas would differ a lot
+
+
+def test_colorize_stochastic_keeps_dropout_on():
+    G = UNetGenerator(ngf=8)
+    sketch = _sketch_image()
+    colorize(G, sketch, stochastic=True)
+    dropout = [m for m in G.modules() if isinstance(m, torch.nn.Dropout)]
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(dropout) == 3 and all(m.training for m in dropout) and not any(m.training for m in norms)
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        assert not torch.equal(G(x), G(x))  # noise z, as dropout, at test time
+    colorize(G, sketch)  # default: deterministic again
+    assert not any(m.training for m in G.modules())
+    with torch.no_grad():
+        assert torch.equal(G(x), G(x))
+
+
+def test_colorize_refuses_bad_input(tmp_path):
+    G = UNetGenerator(ngf=8)
+    for blank in (Image.new("RGB", (256, 256), "white"), Image.new("L", (64, 32), 0), Image.new("RGBA", (50, 50))):
+        with pytest.raises(ValueError, match="blank"):
+            colorize(G, blank)
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(ValueError, match="not a readable image"):
+        colorize(G, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="expected an image"):
+        colorize(G, 42)
+    with pytest.raises(ValueError, match="image array"):
+        colorize(G, np.zeros((4, 4, 2), np.uint8))
+
+
+def test_patch_map_is_a_30x30_probability_map():
+    D = Discriminator(ndf=8)
+    m = patch_map(D, _sketch_image(), Image.new("RGB", (300, 180), "red"))
+    assert m.shape == (30, 30) and (m > 0).all() and (m < 1).all()
+
+
+def test_metrics_reproduce_the_issue_baselines(shared_data):
+    # Issue 3 states the sketch-as-output baseline on the real pairs: SSIM ~0.71, L1 ~0.166 (we get
+    # 0.157 on [0, 1], 0.314 on [-1, 1]: the [0, 1] convention is the one that matches).
+    x, y = (to_unit(t) for t in load_pairs(shared_data / "pokemon" / "sketch2pokemon-val"))
+    assert len(x) == 24
+    base = baselines(x, y)["sketch as output"]
+    assert base["SSIM"] == pytest.approx(0.71, abs=0.01)
+    assert base["L1"] == pytest.approx(0.166, abs=0.012)
+    assert base["colorfulness_ratio"] < 0.01  # a gray sketch has no color
+
+
+def test_metric_properties():
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert torch.allclose(ssim(a, a), torch.ones(2))
+    assert (ssim(a, torch.rand(2, 3, 64, 64) * 2 - 1) < 0.1).all()
+    assert torch.allclose(l1(torch.ones(1, 3, 8, 8), -torch.ones(1, 3, 8, 8)), torch.ones(1))  # full scale = 1
+    gray = a.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    assert torch.allclose(colorfulness(gray), torch.zeros(2), atol=1e-3)
+    red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    # pure red on 0..255: rg = 255, yb = 127.5, no spread: M = 0.3 * sqrt(255^2 + 127.5^2)
+    assert colorfulness(red).item() == pytest.approx(0.3 * (255**2 + 127.5**2) ** 0.5, rel=1e-4)

@@ -1,0 +1,136 @@
+"""train_pix2pix.py as users run it: tiny data, tiny nets, files written, resume resumes exactly;
+and the CLIs that read its output (colorize, metrics)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from safetensors.torch import load_file
+
+from condgen import colorize, metrics
+from condgen.data import to_unit
+from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, load_generator
+import train_pix2pix
+from train_pix2pix import train_step
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _pair(seed):
+    """A 512x256 pair: outline sketch of random shapes left, the filled shapes right."""
+    rng = np.random.default_rng(seed)
+    sketch, color = Image.new("RGB", (256, 256), "white"), Image.new("RGB", (256, 256), "white")
+    for _ in range(3):
+        x0, y0 = rng.integers(10, 150, 2)
+        box = (int(x0), int(y0), int(x0 + rng.integers(30, 100)), int(y0 + rng.integers(30, 100)))
+        ImageDraw.Draw(color).ellipse(box, fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        ImageDraw.Draw(sketch).ellipse(box, outline=(0, 0, 0), width=2)
+    pair = Image.new("RGB", (512, 256))
+    pair.paste(sketch, (0, 0))
+    pair.paste(color, (256, 0))
+    return pair
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    for split, seeds in (("train", range(4)), ("val", range(100, 102))):
+        (root / split).mkdir()
+        for s in seeds:
+            _pair(s).save(root / split / f"{s:03d}.png")
+    return root
+
+
+def _train(tiny_data, out, *extra):
+    cmd = [sys.executable, str(REPO / "train_pix2pix.py"), "--data", str(tiny_data / "train"), "--val", str(tiny_data / "val"),
+           "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--val-rows", "2", "--out", str(out), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_few_steps_lower_l1():
+    torch.manual_seed(0)
+    x, y = (torch.stack([to_unit(torch.from_numpy(np.array(_pair(s))).permute(2, 0, 1))[:, :, half] for s in range(2)])
+            for half in (slice(0, 256), slice(256, 512)))
+    G, D = UNetGenerator(ngf=8), Discriminator(ndf=8)
+    opt_G = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999))
+    steps = [train_step(G, D, opt_G, opt_D, x, y) for _ in range(10)]
+    assert set(steps[0]) == {"loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"}
+    assert all(torch.isfinite(v) and v > 0 for s in steps for v in s.values())
+    l1 = [s["loss_G_L1"].item() for s in steps]
+    assert l1[-1] < 0.9 * l1[0] and all(b < a for a, b in zip(l1, l1[1:])), l1
+
+
+def test_l1_only_leaves_the_discriminator_alone():
+    torch.manual_seed(0)
+    G, D = EncoderDecoderGenerator(ngf=4), Discriminator(ndf=4)
+    D_before = {k: v.clone() for k, v in D.state_dict().items()}
+    x = y = torch.rand(2, 3, 256, 256) * 2 - 1
+    losses = train_step(G, D, torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters()), x, y, l1_only=True)
+    assert losses["loss_G_GAN"] == 0 and losses["loss_D_real"] == 0
+    assert all(torch.equal(D_before[k], v) for k, v in D.state_dict().items())
+
+
+def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    r = _train(tiny_data, full, "--epochs", "2")
+    assert r.returncode == 0, r.stderr
+    for f in ["generator/config.json", "generator/model.safetensors", "generator/README.md", "generator/samples.png",
+              "discriminator/config.json", "discriminator/model.safetensors", "state.safetensors", "args.json",
+              "val/epoch_001.png", "val/epoch_002.png"]:
+        assert (full / f).is_file(), f
+    log = [json.loads(line) for line in (full / "log.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in log] == [1, 2]
+    assert set(log[-1]["val"]) == {"L1", "PSNR", "SSIM", "colorfulness_ratio"}
+    assert "| sketch as output |" in (full / "generator" / "README.md").read_text()
+    assert isinstance(load_generator(full / "generator"), UNetGenerator)
+    assert Image.open(full / "val" / "epoch_002.png").size[1] > 2 * 256  # two rows of sketch | output | truth
+
+    # interrupted after epoch 1, resumed to 2: the same weights and optimizer state, bit for bit
+    assert _train(tiny_data, part, "--epochs", "1").returncode == 0
+    r = _train(tiny_data, part, "--epochs", "2", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resumed" in r.stdout
+    for f in ["generator/model.safetensors", "discriminator/model.safetensors", "state.safetensors"]:
+        a, b = load_file(full / f), load_file(part / f)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f
+    log_part = [json.loads(line) for line in (part / "log.jsonl").read_text().splitlines()]
+    assert [h["loss_G_L1"] for h in log_part] == [h["loss_G_L1"] for h in log]
+
+    # the CLIs read what the script wrote
+    colorize.main(["--weights", str(full), str(tiny_data / "val" / "100.png"), "--out", str(tmp_path / "color")])
+    assert Image.open(tmp_path / "color" / "100.png").size == (512, 256)
+    rows = metrics.main(["--pairs", str(tiny_data / "val"), "--weights", str(full / "generator")])
+    assert rows[f"UNetGenerator {full / 'generator'}"]["L1"] == pytest.approx(log[-1]["val"]["L1"], abs=1e-4)
+
+
+def test_l1_only_encoder_decoder_fp16_weights(tiny_data, tmp_path):
+    r = _train(tiny_data, tmp_path / "run", "--epochs", "1", "--generator", "encoder-decoder", "--l1-only",
+               "--weights-dtype", "fp16", "--augment", "paper", "--val", "none")
+    assert r.returncode == 0, r.stderr
+    w = load_file(tmp_path / "run" / "generator" / "model.safetensors")
+    assert all(v.dtype == torch.float16 for k, v in w.items() if "num_batches" not in k)
+    G = load_generator(tmp_path / "run" / "generator")
+    assert isinstance(G, EncoderDecoderGenerator) and next(G.parameters()).dtype == torch.float32
+    assert "L1 only" in (tmp_path / "run" / "generator" / "README.md").read_text()
+
+
+def test_script_refuses_bad_input(tiny_data, tmp_path):
+    base = ["--data", str(tiny_data / "train"), "--val", "none", "--ngf", "4", "--ndf", "4", "--batch-size", "2"]
+    with pytest.raises(SystemExit, match="error: no pair folder"):
+        train_pix2pix.main(train_pix2pix.parse_args([*base, "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "a")]))
+    with pytest.raises(SystemExit, match="fewer than --batch-size"):
+        train_pix2pix.main(train_pix2pix.parse_args([*base, "--batch-size", "8", "--out", str(tmp_path / "b")]))
+    with pytest.raises(SystemExit, match="cannot resume"):
+        train_pix2pix.main(train_pix2pix.parse_args([*base, "--resume", "--out", str(tmp_path / "c")]))
+    for bad in (["--epochs", "0"], ["--lr-decay-epochs", "500"], ["--generator", "resnet"]):
+        with pytest.raises(SystemExit) as e:
+            train_pix2pix.parse_args([*base, *bad])
+        assert e.value.code == 2

@@ -1,0 +1,278 @@
+"""Train Pix2Pix (Isola et al. 2017, https://arxiv.org/abs/1611.07004) on sketch -> color pairs.
+
+    python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train
+    python train_pix2pix.py --generator unet --data data/sketch2pokemon-train --out runs/pix2pix-unet
+
+One plain loop: D step, then G step, on the paper's objective (Eq. 4)
+    G* = arg min_G max_D  L_cGAN(G, D) + lambda_L1 * L_L1(G),
+with D conditioned on the sketch, L1 between G(x) and the color image y, lambda_L1 = 100, Adam
+2e-4 (0.5, 0.999). Defaults follow the TF tutorial's reference run (128 epochs, batch 4, its
+augmentation); the paper trains with batch 1, `--augment paper` and `--lr-decay-epochs`.
+Every epoch: a validation grid (sketch | output | truth), val L1/PSNR/SSIM/colorfulness in
+log.jsonl, generator/ and discriminator/ (save_pretrained) and state.safetensors for --resume.
+"""
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from tqdm import tqdm
+
+from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state
+from condgen.data import PairDataset, load_pairs, shuffled_batches, to_unit
+from condgen.metrics import baselines, predict, scores, table
+from condgen.pix2pix import GENERATORS, Discriminator
+
+REPO = Path(__file__).resolve().parent
+DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows the docstring as written, and every flag's default."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    # data
+    p.add_argument("--data", default="data/sketch2pokemon-train", help="training pairs: 512x256 images (sketch left, color right) or A/ and B/ folders")
+    p.add_argument("--val", default=str(DEFAULT_VAL), help="validation pairs, same layouts ('none': no validation)")
+    p.add_argument("--augment", choices=["tutorial", "paper", "none"], default="tutorial", help="joint augmentation of sketch and color (see condgen.data.pair_augmentation)")
+    p.add_argument("--subset", type=int, default=0, help="train on the first N pairs only (0: all); for smoke tests")
+    # model
+    p.add_argument("--generator", choices=list(GENERATORS), default="unet", help="U-Net (skips) or the paper's encoder-decoder baseline")
+    p.add_argument("--ngf", type=int, default=64, help="generator width: filters of its first layer (paper: 64)")
+    p.add_argument("--ndf", type=int, default=64, help="discriminator width (paper: 64)")
+    # optimization
+    p.add_argument("--epochs", type=int, default=128, help="total epochs (with --resume: up to this many)")
+    p.add_argument("--batch-size", type=int, default=4, help="pairs per step (paper: 1)")
+    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
+    p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+    p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
+    p.add_argument("--lr-decay-epochs", type=int, default=0, help="decay lr linearly to 0 over the last N epochs (paper: 100 of 200)")
+    p.add_argument("--l1-only", action="store_true", help="the paper's ablation: L1 loss alone, no discriminator")
+    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16 autocast for forward passes")
+    p.add_argument("--seed", type=int, default=0, help="seed for init, dropout, augmentation and shuffling")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where to train")
+    # output / hub
+    p.add_argument("--out", default=None, help="output folder (default runs/pix2pix-<generator>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
+    p.add_argument("--val-rows", type=int, default=6, help="pairs shown in each epoch's validation grid")
+    p.add_argument("--weights-dtype", choices=["fp32", "fp16"], default="fp32", help="dtype of the published generator/ and discriminator/ weights (training state stays fp32)")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload generator/ to REPO_ID and discriminator/ to REPO_ID-discriminator when done")
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "ngf", "ndf"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.subset and args.subset < args.batch_size:
+        p.error(f"--subset {args.subset} is smaller than --batch-size {args.batch_size}")
+    if not 0 <= args.lr_decay_epochs <= args.epochs:
+        p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
+    args.out = Path(args.out or f"runs/pix2pix-{args.generator}")
+    return args
+
+
+def pick_device(name):
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+
+
+def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=None):
+    """One D step then one G step on a batch x -> y; returns the losses (detached)."""
+    autocast = torch.autocast(x.device.type, dtype=amp) if amp else nullcontext()
+    with autocast:
+        fake = G(x)
+    loss_D_real = loss_D_fake = loss_G_GAN = torch.zeros((), device=x.device)
+    if not l1_only:
+        # D step: real pairs (x, y) -> 1, fake pairs (x, G(x)) -> 0; G's output detached. The
+        # paper divides D's objective by 2, "which slows down the rate at which D learns relative
+        # to G" (Sec. 3.3).
+        with autocast:
+            d_real, d_fake = D(x, y), D(x, fake.detach())  # (N, 1, 30, 30) logits each
+        loss_D_real = F.binary_cross_entropy_with_logits(d_real.float(), torch.ones_like(d_real, dtype=torch.float))
+        loss_D_fake = F.binary_cross_entropy_with_logits(d_fake.float(), torch.zeros_like(d_fake, dtype=torch.float))
+        opt_D.zero_grad(set_to_none=True)
+        (0.5 * (loss_D_real + loss_D_fake)).backward()
+        opt_D.step()
+
+        # G step: fool the updated D (non-saturating: maximize log D(x, G(x))). D's weights get no
+        # gradient here, which saves their backward pass.
+        D.requires_grad_(False)
+        with autocast:
+            d_fake = D(x, fake)
+        loss_G_GAN = F.binary_cross_entropy_with_logits(d_fake.float(), torch.ones_like(d_fake, dtype=torch.float))
+        D.requires_grad_(True)
+    loss_G_L1 = (fake.float() - y).abs().mean()  # on [-1, 1]: twice the L1 that condgen.metrics reports
+    opt_G.zero_grad(set_to_none=True)
+    (loss_G_GAN + lambda_L1 * loss_G_L1).backward()
+    opt_G.step()
+    return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN, loss_G_L1=loss_G_L1).items()}
+
+
+def lr_at(epoch, args):
+    """Paper's schedule: constant, then linear decay to 0 over the last --lr-decay-epochs epochs."""
+    decay_start = args.epochs - args.lr_decay_epochs
+    if epoch < decay_start:
+        return args.lr
+    return args.lr * (1 - (epoch - decay_start + 1) / (args.lr_decay_epochs + 1))
+
+
+def val_grid(x, fake, y, rows):
+    """Rows of sketch | output | truth."""
+    triples = torch.stack([x[:rows], fake[:rows], y[:rows]], dim=1).flatten(0, 1)  # (3 * rows, 3, H, W)
+    return torchvision.utils.make_grid(triples, nrow=3, normalize=True, value_range=(-1, 1), padding=4, pad_value=1)
+
+
+def main(args):
+    print(json.dumps({k: str(v) for k, v in vars(args).items()}))
+    device = pick_device(args.device)
+    amp = torch.bfloat16 if args.amp == "bf16" else None
+    torch.manual_seed(args.seed)
+
+    try:
+        data = PairDataset(args.data, augment=args.augment, subset=args.subset)
+        x_val = y_val = None
+        if args.val != "none":
+            x_val, y_val = (to_unit(t) for t in load_pairs(args.val))
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}" + ("" if args.val == "none" else " (--val none trains without validation)"))
+    if len(data) < args.batch_size:
+        sys.exit(f"error: {args.data} holds {len(data)} pairs, fewer than --batch-size {args.batch_size}")
+
+    G = GENERATORS[args.generator](ngf=args.ngf).to(device)
+    D = Discriminator(ndf=args.ndf).to(device)
+    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    shuffle = torch.Generator().manual_seed(args.seed)
+
+    out, state_file = args.out, args.out / "state.safetensors"
+    start_epoch, history = 0, []
+    if args.resume:
+        try:
+            rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
+        except (FileNotFoundError, ValueError) as e:
+            sys.exit(f"error: cannot resume: {e}")
+        if meta["generator"] != args.generator:
+            sys.exit(f"error: cannot resume: {state_file} trains a {meta['generator']} generator, not {args.generator}")
+        torch.set_rng_state(rng["torch"])
+        shuffle.set_state(rng["shuffle"])
+        if device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"])
+        start_epoch, history = meta["epoch"], meta["history"]
+        print(f"resumed {state_file} at epoch {start_epoch}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1)))
+
+    steps_per_epoch = len(data) // args.batch_size
+    for epoch in range(start_epoch, args.epochs):
+        t0 = time.time()
+        lr = lr_at(epoch, args)
+        for opt in (opt_G, opt_D):
+            for group in opt.param_groups:
+                group["lr"] = lr
+        G.train(), D.train()
+        sums = dict.fromkeys(["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"], 0.0)
+        bar = tqdm(shuffled_batches(len(data), args.batch_size, shuffle), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
+        for i, idx in enumerate(bar):
+            x, y = (torch.stack(t).to(device) for t in zip(*(data[j] for j in idx.tolist())))  # (N, 3, 256, 256) each
+            losses = train_step(G, D, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp)
+            for k, v in losses.items():
+                sums[k] += v.item()
+            if i % 10 == 0:
+                bar.set_postfix(loss_D=f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']).item():.3f}",
+                                loss_G_GAN=f"{losses['loss_G_GAN'].item():.3f}", loss_G_L1=f"{losses['loss_G_L1'].item():.3f}")
+        record = dict(epoch=epoch + 1, lr=lr, **{k: v / steps_per_epoch for k, v in sums.items()}, seconds=time.time() - t0)
+
+        # Validation in eval mode (running BatchNorm statistics, no dropout): what colorize does.
+        if x_val is not None:
+            with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
+                fake_val = predict(G, x_val)
+            record["val"] = scores(fake_val, y_val)
+            grid = val_grid(x_val, fake_val, y_val, args.val_rows)
+            atomic_write(out / "val" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
+        history.append(record)
+        print(json.dumps(_rounded(record)))
+
+        # The publishable models, the log, then the resume state (written last, so a run killed
+        # mid-save resumes from the previous complete epoch).
+        save_models(G, D, out, args.weights_dtype)
+        atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(json.dumps(h) + "\n" for h in history)))
+        rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state()
+        meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
+        save_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
+
+    write_card(out, args, history, device, x_val, y_val)
+    if args.push_to_hub:
+        from condgen.hub import push
+
+        push(out / "generator", args.push_to_hub, f"condgen pix2pix {args.generator}: {len(history)} epochs")
+        push(out / "discriminator", f"{args.push_to_hub}-discriminator", f"condgen pix2pix PatchGAN for {args.push_to_hub}")
+        print(f"pushed {out / 'generator'} to {args.push_to_hub} and its discriminator to {args.push_to_hub}-discriminator")
+    return G, D, history
+
+
+def _rounded(d):
+    return {k: _rounded(v) if isinstance(v, dict) else round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def save_models(G, D, out, dtype):
+    for model, name in ((G, "generator"), (D, "discriminator")):
+        # fp16 halves the files (the bundled weights); a copy, so training continues in fp32
+        save_pretrained_atomic(copy.deepcopy(model).half() if dtype == "fp16" else model, out / name)
+
+
+def write_card(out, args, history, device, x_val, y_val):
+    """Model card: command, epochs, wall time, val metrics beside the baselines; a sample grid."""
+    wall = sum(h["seconds"] for h in history)
+    rows = {}
+    if x_val is not None:
+        rows = {f"this model ({args.generator}{', L1 only' if args.l1_only else ''})": history[-1]["val"], **baselines(x_val, y_val)}
+        last = out / "val" / f"epoch_{len(history):03d}.png"
+        if last.is_file():
+            (out / "generator" / "samples.png").write_bytes(last.read_bytes())
+    cmd = "python train_pix2pix.py " + " ".join(sys.argv[1:])
+    text = f"""---
+library_name: condgen
+license: mit
+tags: [condgen, pix2pix, image-to-image, sketch-to-color]
+---
+# condgen Pix2Pix {args.generator} (ngf={args.ngf}{", L1 only" if args.l1_only else ""})
+
+Sketch -> color generator (Isola et al. 2017, https://arxiv.org/abs/1611.07004), trained with
+[condgen](https://github.com/condgen/condgen) on {len(history)} epochs of `{args.data}`.
+
+{"![validation: sketch | output | truth](samples.png)" if rows else ""}
+
+## Training
+- command: `{cmd}`
+- epochs: {len(history)}, batch {args.batch_size}, augmentation `{args.augment}`, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
+- final epoch: loss_G_L1 {history[-1]['loss_G_L1']:.3f}, loss_G_GAN {history[-1]['loss_G_GAN']:.3f}, loss_D_real {history[-1]['loss_D_real']:.3f}, loss_D_fake {history[-1]['loss_D_fake']:.3f}
+
+## Evaluation on `{args.val}` (eval mode; L1/SSIM on [0, 1])
+{table(rows) if rows else "no validation set"}
+
+## Use
+```python
+from condgen.pix2pix import {GENERATORS[args.generator].__name__}
+from condgen.colorize import colorize
+G = {GENERATORS[args.generator].__name__}.from_pretrained("<this folder or repo id>")
+colorize(G, "sketch.png").save("color.png")
+```
+"""
+    atomic_write(out / "generator" / "README.md", lambda tmp: Path(tmp).write_text(text))
+
+
+if __name__ == "__main__":
+    main(parse_args())
