@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state
+from condgen.checkpoint import atomic_write, load_state, rng_states, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import mnist_tensors, shuffled_batches
 from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, one_hot
 
@@ -34,7 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--g-batchnorm", action=argparse.BooleanOptionalAction, default=True,
                    help="BatchNorm after each hidden Linear of G (DCGAN); --no-g-batchnorm is the tutorial's G")
     # optimization
-    p.add_argument("--epochs", type=int, default=30, help="total epochs (with --resume: up to this many)")
+    p.add_argument("--epochs", type=int, default=70, help="total epochs (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
@@ -143,10 +143,7 @@ def main(args):
             sys.exit(f"error: cannot resume: {e}")
         if meta["model"] != args.model:
             sys.exit(f"error: cannot resume: {state_file} is a {meta['model']} run, not {args.model}")
-        torch.set_rng_state(rng["torch"])
-        shuffle.set_state(rng["shuffle"])
-        if device.type == "cuda" and "cuda" in rng:
-            torch.cuda.set_rng_state(rng["cuda"])
+        set_rng_states(rng, shuffle, device)
         start_epoch, history = meta["epoch"], meta["history"]
         print(f"resumed {state_file} at epoch {start_epoch}")
     out.mkdir(parents=True, exist_ok=True)
@@ -200,9 +197,7 @@ def main(args):
         atomic_write(out / "samples" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
         save_pretrained_atomic(G_pub, out / "generator")
         save_pretrained_atomic(D, out / "discriminator")
-        rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state()
+        rng = rng_states(shuffle, device)
         meta = dict(model=args.model, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
         save_state(state_file, {"G": G, "D": D, "G_ema": G_ema}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state
+from condgen.checkpoint import atomic_write, load_state, rng_states, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import PairDataset, load_pairs, shuffled_batches, to_unit
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
@@ -164,10 +164,7 @@ def main(args):
             sys.exit(f"error: cannot resume: {e}")
         if meta["generator"] != args.generator:
             sys.exit(f"error: cannot resume: {state_file} trains a {meta['generator']} generator, not {args.generator}")
-        torch.set_rng_state(rng["torch"])
-        shuffle.set_state(rng["shuffle"])
-        if device.type == "cuda" and "cuda" in rng:
-            torch.cuda.set_rng_state(rng["cuda"])
+        set_rng_states(rng, shuffle, device)
         start_epoch, history = meta["epoch"], meta["history"]
         print(f"resumed {state_file} at epoch {start_epoch}")
     out.mkdir(parents=True, exist_ok=True)
@@ -207,9 +204,7 @@ def main(args):
         # mid-save resumes from the previous complete epoch).
         save_models(G, D, out, args.weights_dtype)
         atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(json.dumps(h) + "\n" for h in history)))
-        rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state()
+        rng = rng_states(shuffle, device)
         meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
         save_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 

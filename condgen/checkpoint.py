@@ -111,3 +111,19 @@ def load_state(path, modules=None, optimizers=None, optional=()):
             raise ValueError(f"{path}: optimizer '{name}' does not match: {e}") from e
     rng = {k[len("rng/") :]: v for k, v in tensors.items() if k.startswith("rng/")}
     return rng, info["meta"]
+
+
+def rng_states(shuffle, device):
+    """The random streams a resumed run must continue: torch's (noise, dropout), the data
+    shuffle's, and CUDA's when training there."""
+    rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state()
+    return rng
+
+
+def set_rng_states(rng, shuffle, device):
+    torch.set_rng_state(rng["torch"])
+    shuffle.set_state(rng["shuffle"])
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"])

@@ -49,7 +49,7 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default="data/mnist", help="torchvision MNIST root")
-    p.add_argument("--epochs", type=int, default=4, help="passes over the 60k training images")
+    p.add_argument("--epochs", type=int, default=6, help="passes over the 60k training images")
     p.add_argument("--batch-size", type=int, default=128, help="images per step")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine-decayed to 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed")

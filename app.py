@@ -1,0 +1,408 @@
+"""condgen demo: GAN and cGAN digits (MNIST), Pix2Pix sketch-to-color; one tab each.
+
+    python app.py                                    # http://127.0.0.1:7860, bundled weights
+    python app.py --cgan-dir runs/my-cgan            # a training run of your own (its --out)
+    CONDGEN_UNET_REPO=user/pix2pix-unet python app.py    # weights from the Hub
+
+Each model is resolved once at start: Hub repo, else local folder, else the bundled weights/
+(condgen.hub.resolve). API (gradio_client): /generate_gan, /interpolate_gan, /generate_cgan,
+/generate_cgan_digits, /colorize. Those endpoints take raw values (preprocess=False) and check
+them here, so every bad input gets a gr.Error naming the field, not a component's generic one.
+"""
+
+import argparse
+import hashlib
+import io
+import math
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from condgen.colorize import colorize, patch_map, to_rgb
+from condgen.hub import BUNDLED, resolve
+from condgen.mnist import GeneratorCGAN, GeneratorGAN, one_hot
+from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator
+
+# name: (class, local folder = the training script's --out default, bundled folder, how to train it)
+MODELS = {
+    "gan": (GeneratorGAN, "runs/gan", "gan", "python train_mnist.py --model gan"),
+    "cgan": (GeneratorCGAN, "runs/cgan", "cgan", "python train_mnist.py --model cgan"),
+    "unet": (UNetGenerator, "runs/pix2pix-unet", "pix2pix-unet", "python train_pix2pix.py --generator unet"),
+    "encoder-decoder": (EncoderDecoderGenerator, "runs/pix2pix-encoder-decoder", "pix2pix-encoder-decoder",
+                        "python train_pix2pix.py --generator encoder-decoder"),
+}
+GENERATORS = {"U-Net": "unet", "Encoder-decoder": "encoder-decoder"}
+MAX_COUNT, MAX_STEPS, MAX_COLUMNS, MAX_SEED = 64, 16, 16, 2**32 - 1
+MIN_SIDE, MAX_SIDE = 16, 1024  # sketches: smaller ones are refused, larger ones downscaled
+MAX_PIXELS = 50_000_000  # refused before decoding
+GRID_PAD = 2
+EXAMPLES = sorted(str(p) for p in (Path(__file__).resolve().parent / "examples").glob("*.png"))
+# colorize() switches G's dropout on or off, so two requests must not use one G at the same time
+LOCKS = {name: threading.Lock() for name in GENERATORS.values()}
+OUT = Path(tempfile.gettempdir()) / "condgen-app"  # result PNGs, named by their content
+HEAT = np.array([[215, 48, 39], [255, 255, 191], [26, 152, 80]], np.float32)  # fake red, unsure, real green
+
+# gradio 6.31's editor opens on its upload tool, not the brush. On entering the tab, click the brush
+# for the user (retrying for a few seconds while the canvas initializes), unless it is already on.
+SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
+    const brush = document.querySelector('#sketch button[aria-label="Brush"]');
+    if (brush && !brush.classList.contains('highlight')) brush.click();
+    else if (brush || ++tries > 50) clearInterval(timer);
+}, 100); }"""
+
+DESCRIPTION = """# condgen: GAN, cGAN and Pix2Pix
+Digits from a GAN ([Goodfellow et al. 2014](https://arxiv.org/abs/1406.2661)) and a conditional GAN
+([Mirza & Osindero 2014](https://arxiv.org/abs/1411.1784)) trained on MNIST, and sketch-to-color with
+Pix2Pix ([Isola et al. 2017](https://arxiv.org/abs/1611.07004)). Everything runs on CPU."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # weights: Hub repo (REPO or REPO@REVISION) -> local folder -> bundled folder
+    for name, (_, local, _, _) in MODELS.items():
+        env = "CONDGEN_" + name.upper().replace("-", "_")
+        p.add_argument(f"--{name}-repo", default=os.environ.get(f"{env}_REPO"),
+                       help=f"Hub repo id[@revision] of the {name} generator (env {env}_REPO)")
+        p.add_argument(f"--{name}-dir", default=os.environ.get(f"{env}_DIR", local),
+                       help=f"local folder of the {name} generator or its training run (env {env}_DIR)")
+    p.add_argument("--weights-dir", default=os.environ.get("CONDGEN_WEIGHTS_DIR", str(BUNDLED)),
+                   help="folder of the bundled weights (env CONDGEN_WEIGHTS_DIR)")
+    # serving
+    p.add_argument("--host", default=None, help="address to bind (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    p.add_argument("--concurrency", type=int, default=2, help="requests computed at once per endpoint")
+    args = p.parse_args(argv)
+    if args.concurrency < 1:
+        p.error(f"--concurrency must be >= 1, got {args.concurrency}")
+    return args
+
+
+class Loaded(NamedTuple):
+    G: torch.nn.Module | None  # None: no weights found, and source says where we looked
+    D: torch.nn.Module | None  # pix2pix: the PatchGAN trained with G, for the real/fake map
+    source: str
+
+
+def load_discriminator(source, repo, local, bundled):
+    """The PatchGAN saved with G, or None, and a note. train_pix2pix.py writes <run>/generator and
+    <run>/discriminator and pushes REPO and REPO-discriminator; bundled: <generator>/discriminator."""
+    kind = source.split()[0]
+    try:
+        if kind == "hub":
+            return resolve(Discriminator, repo_id=f"{repo}-discriminator")[0], ""
+        folder = local if kind == "local" else bundled
+        for d in (os.path.join(folder, "discriminator"), os.path.join(folder, "..", "discriminator")):
+            if os.path.isfile(os.path.join(d, "config.json")):
+                return Discriminator.from_pretrained(d), ""
+    except (OSError, ValueError) as e:
+        return None, f"; no PatchGAN ({str(e)[:200]})"
+    return None, "; no PatchGAN saved beside it, so no real/fake map"
+
+
+def load_models(args):
+    """{name: Loaded}; a model that is missing is reported in its tab, the app starts anyway."""
+    models = {}
+    for name, (cls, _, bundled, _) in MODELS.items():
+        key = name.replace("-", "_")
+        repo, _, revision = (getattr(args, f"{key}_repo") or "").partition("@")
+        local, bundled = getattr(args, f"{key}_dir"), os.path.join(args.weights_dir, bundled)
+        if os.path.isfile(os.path.join(local, "generator", "config.json")):  # a training run's folder
+            local = os.path.join(local, "generator")
+        try:
+            G, source = resolve(cls, repo_id=repo or None, local_dir=local, bundled=bundled, revision=revision or None)
+        except (OSError, ValueError) as e:
+            models[name] = Loaded(None, None, str(e))
+            continue
+        D, note = load_discriminator(source, repo, local, bundled) if name in GENERATORS.values() else (None, "")
+        models[name] = Loaded(G, D, source + note)
+    return models
+
+
+def need(models, name):
+    if models[name].G is None:
+        raise gr.Error(f"No weights for the {name} generator ({models[name].source}). Train them with "
+                       f"`{MODELS[name][3]}` or point --{name}-dir / --{name}-repo at a saved model.")
+    return models[name].G
+
+
+def integer(value, name, lo, hi):
+    """A raw API value -> int in [lo, hi], or a gr.Error naming the field."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():  # gr.Radio documents digits as "7"
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise gr.Error(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+    if not lo <= value <= hi:
+        raise gr.Error(f"{name} must be from {lo} to {hi}, got {value}")
+    return value
+
+
+def read_image(payload):
+    """An uploaded file (gradio's FileData dict) -> PIL image of any mode, at most MAX_SIDE a side."""
+    if payload is None:
+        raise gr.Error("No image: upload a sketch (dark lines on white).")
+    try:
+        with Image.open(payload["path"] if isinstance(payload, dict) else payload) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise gr.Error(f"Image too large: {im.width}x{im.height}, at most {MAX_PIXELS // 10**6} megapixels.")
+            im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size right away
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except gr.Error:
+        raise
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on broken files
+        raise gr.Error(f"Could not read the image ({type(e).__name__}); upload a PNG, JPEG or WebP file.") from e
+    return im
+
+
+def sized(im):
+    if min(im.size) < MIN_SIDE:
+        raise gr.Error(f"Image too small: {im.width}x{im.height}; a sketch needs at least {MIN_SIDE} px a side.")
+    if max(im.size) > MAX_SIDE:
+        im = im.copy()
+        im.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
+    return im
+
+
+def png(im):
+    """Save a result as a PNG named by its content hash, atomically, and return the path.
+
+    gradio 6.31 writes a returned PIL image to its cache with a plain write_bytes, at a path named by
+    the content: two requests with the same result (the same seed) then truncate the file while
+    the other is being downloaded, and that client fails (bench/app.py, 4 clients). A file path
+    goes through gradio's atomic copy instead."""
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    path = OUT / f"{hashlib.sha256(buf.getvalue()).hexdigest()[:32]}.png"
+    try:
+        os.utime(path)  # in use again: keep it from the clean-up below
+    except FileNotFoundError:
+        OUT.mkdir(exist_ok=True)
+        for old in OUT.glob("*.png"):  # results older than an hour have long been served
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=OUT, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
+    return str(path)
+
+
+def noise(n, nz, seed):
+    """z of samples 0..n-1 of a seed. Draws MAX_COUNT rows always: torch's CPU randn fills a
+    tensor differently by its size, and sample i of a seed should not depend on the count."""
+    return torch.randn(max(n, MAX_COUNT), nz, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+def grid(x, cols):
+    """(N, 1, 28, 28) in [-1, 1] -> PNG of a grid with GRID_PAD gaps, upscaled (nearest) to ~1000 px wide."""
+    n, _, h, w = x.shape
+    step = (h + GRID_PAD, w + GRID_PAD)
+    out = np.full((math.ceil(n / cols) * step[0] + GRID_PAD, cols * step[1] + GRID_PAD), 60, np.uint8)
+    for i, tile in enumerate(((x.clamp(-1, 1) + 1) * 127.5).round().byte()[:, 0].numpy()):
+        r, c = divmod(i, cols)
+        out[GRID_PAD + r * step[0]:][:h, GRID_PAD + c * step[1]:][:, :w] = tile
+    scale = max(1, min(8, 1024 // out.shape[1]))
+    return png(Image.fromarray(out).resize((out.shape[1] * scale, out.shape[0] * scale), Image.NEAREST))
+
+
+def slerp(a, b, t):
+    """Spherical interpolation (White 2016, https://arxiv.org/abs/1609.04468): a straight line
+    between two Gaussian z passes through short z that the generator never saw in training."""
+    omega = torch.arccos((a / a.norm() * b / b.norm()).sum().clamp(-1, 1))
+    t = t[:, None]  # (steps, 1)
+    if omega < 1e-6:
+        return (1 - t) * a + t * b
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def heat_overlay(p, y, alpha=0.5):
+    """The PatchGAN's P(real) [30, 30] as a red-yellow-green heat map blended over the output y.
+
+    colorize() pads the sketch to a square resized to 256; map cell i sees the 70-px window from
+    8i - 23, centred at 8i + 12, so each pixel of that square takes its nearest centre's verdict;
+    the padding is then cropped off again."""
+    idx = np.clip(np.round((np.arange(256) + 0.5 - 12) / 8), 0, p.shape[0] - 1).astype(int)
+    p = p[idx][:, idx, None]  # (256, 256, 1)
+    rgb = np.where(p < 0.5, HEAT[0] + (HEAT[1] - HEAT[0]) * 2 * p, HEAT[1] + (HEAT[2] - HEAT[1]) * (2 * p - 1))
+    side = max(y.size)
+    left, top = (side - y.width) // 2, (side - y.height) // 2
+    square = Image.fromarray(rgb.round().astype(np.uint8)).resize((side, side), Image.NEAREST)
+    return Image.blend(y, square.crop((left, top, left + y.width, top + y.height)), alpha)
+
+
+def create_gan_demo(models):
+    def generate_gan(seed, count):
+        seed, count = integer(seed, "seed", 0, MAX_SEED), integer(count, "count", 1, MAX_COUNT)
+        G = need(models, "gan")
+        with torch.inference_mode():
+            return grid(G(noise(count, G.nz, seed)), cols=math.ceil(math.sqrt(count)))
+
+    def interpolate_gan(seed_a, seed_b, steps):
+        seed_a, seed_b = integer(seed_a, "seed A", 0, MAX_SEED), integer(seed_b, "seed B", 0, MAX_SEED)
+        steps, G = integer(steps, "steps", 2, MAX_STEPS), need(models, "gan")
+        # from the first sample of seed A's grid to the first of seed B's
+        z = slerp(noise(1, G.nz, seed_a)[0], noise(1, G.nz, seed_b)[0], torch.linspace(0, 1, steps))
+        with torch.inference_mode():
+            return grid(G(z), cols=steps)
+
+    gr.Markdown(f"Unconditional GAN: noise in, a digit out, which one it decides. Weights: {models['gan'].source}")
+    with gr.Row():
+        with gr.Column():
+            seed = gr.Number(0, label="seed", precision=0)
+            count = gr.Slider(1, MAX_COUNT, 16, step=1, label="number of samples")
+            btn = gr.Button("Generate", variant="primary", elem_id="gan-generate")
+        out = gr.Image(label="samples", format="png", interactive=False, elem_id="gan-out")
+    btn.click(generate_gan, [seed, count], out, api_name="generate_gan", preprocess=False)
+    gr.Markdown("**Interpolation** from the first sample of seed A to the first of seed B, through z-space")
+    with gr.Row():
+        seed_a, seed_b = gr.Number(0, label="seed A", precision=0), gr.Number(1, label="seed B", precision=0)
+        steps = gr.Slider(2, MAX_STEPS, 10, step=1, label="steps")
+        btn_i = gr.Button("Interpolate")
+    strip = gr.Image(label="interpolation", format="png", interactive=False, height=200)
+    btn_i.click(interpolate_gan, [seed_a, seed_b, steps], strip, api_name="interpolate_gan", preprocess=False)
+
+
+def create_cgan_demo(models):
+    def generate_cgan(digit, count, seed):
+        digit, count = integer(digit, "digit", 0, 9), integer(count, "count", 1, MAX_COUNT)
+        seed, G = integer(seed, "seed", 0, MAX_SEED), need(models, "cgan")
+        with torch.inference_mode():
+            return grid(G(noise(count, G.nz, seed), one_hot([digit] * count)), cols=math.ceil(math.sqrt(count)))
+
+    def generate_cgan_digits(columns, seed):
+        columns, seed = integer(columns, "columns", 1, MAX_COLUMNS), integer(seed, "seed", 0, MAX_SEED)
+        G = need(models, "cgan")
+        z = noise(columns, G.nz, seed).repeat(10, 1)  # (10 * columns, nz): every row reuses the same z
+        c = one_hot(torch.arange(10).repeat_interleave(columns))  # row r asks for digit r
+        with torch.inference_mode():
+            return grid(G(z, c), cols=columns)
+
+    gr.Markdown(f"Conditional GAN: you pick the digit, the noise picks the style. Weights: {models['cgan'].source}")
+    with gr.Row():
+        with gr.Column():
+            digit = gr.Radio(list(range(10)), value=7, label="digit")
+            count = gr.Slider(1, MAX_COUNT, 16, step=1, label="number of samples")
+            seed = gr.Number(0, label="seed", precision=0)
+            btn = gr.Button("Generate", variant="primary")
+            gr.Markdown("**All digits**: a row per digit; each column keeps one z, so the style stays while the digit changes.")
+            columns = gr.Slider(1, MAX_COLUMNS, 8, step=1, label="columns (styles)")
+            btn_all = gr.Button("All digits", elem_id="cgan-all")
+        out = gr.Image(label="samples", format="png", interactive=False, elem_id="cgan-out")
+    btn.click(generate_cgan, [digit, count, seed], out, api_name="generate_cgan", preprocess=False)
+    btn_all.click(generate_cgan_digits, [columns, seed], out, api_name="generate_cgan_digits", preprocess=False)
+
+
+def create_sketch_demo(models):
+    def run(image, generator, stochastic):
+        """An RGB sketch -> [U-Net output, its PatchGAN map, encoder-decoder output, its map]."""
+        if generator not in [*GENERATORS, "Both"]:
+            raise gr.Error(f"generator must be one of {[*GENERATORS, 'Both']}, got {generator!r}")
+        if not isinstance(stochastic, bool):
+            raise gr.Error(f"stochastic must be true or false, got {stochastic!r}")
+        names = [n for label, n in GENERATORS.items() if generator in (label, "Both")]
+        nets, outputs = {n: need(models, n) for n in names}, []
+        for name in GENERATORS.values():
+            y = m = None
+            if name in nets:
+                try:
+                    with LOCKS[name], torch.inference_mode():
+                        y = colorize(nets[name], image, stochastic=stochastic)
+                        m = heat_overlay(patch_map(models[name].D, image, y), y) if models[name].D is not None else None
+                except ValueError as e:  # colorize's own checks, e.g. a blank sketch
+                    raise gr.Error(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
+            outputs += [None if v is None else png(v) for v in (y, m)]
+        return outputs
+
+    def colorize_upload(image, generator, stochastic):
+        return run(to_rgb(sized(read_image(image))), generator, stochastic)
+
+    def colorize_sketch(editor, generator, stochastic):
+        editor = editor or {}
+        image = editor["composite"] if editor.get("composite") is not None else editor.get("background")
+        if image is None:  # the canvas was cleared away
+            raise gr.Error("No sketch: pick the brush and draw on the canvas, or upload an image.")
+        return run(to_rgb(sized(image)), generator, stochastic)
+
+    sources = " · ".join(f"{label}: {models[n].source}" for label, n in GENERATORS.items())
+    gr.Markdown("Pix2Pix: draw dark lines on the white canvas (or upload a sketch), pick a generator, Colorize. "
+                f"Trained on Sketch2Pokemon-style line art. Weights: {sources}")
+    with gr.Row():
+        with gr.Column():
+            # No initial background: with one, gradio 6.31's editor ignores the examples. Empty
+            # canvas pixels are transparent, and image_mode="RGB" flattens them onto white.
+            sketch = gr.ImageEditor(
+                None, label="sketch", type="pil",
+                image_mode="RGB", sources=("upload", "clipboard"), canvas_size=(512, 512), height=640,
+                layers=False, transforms=(), brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),
+                eraser=gr.Eraser(default_size=12), elem_id="sketch",
+            )
+            generator = gr.Radio([*GENERATORS, "Both"], value="U-Net", label="generator")
+            stochastic = gr.Checkbox(False, label="stochastic (paper): dropout stays on at test time, the paper's only noise")
+            btn = gr.Button("Colorize", variant="primary")
+            image = gr.Image(visible=False, type="filepath", image_mode=None)  # the input of /colorize
+        with gr.Column():
+            with gr.Row() as row_unet:
+                y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet")
+                m_unet = gr.Image(label="U-Net: PatchGAN map", format="png", interactive=False, elem_id="map-unet")
+            with gr.Row(visible=False) as row_ed:
+                y_ed = gr.Image(label="encoder-decoder", format="png", interactive=False, elem_id="out-encdec")
+                m_ed = gr.Image(label="encoder-decoder: PatchGAN map", format="png", interactive=False, elem_id="map-encdec")
+            gr.Markdown("PatchGAN map: the discriminator's verdict on each 70x70 patch of the output, seen "
+                        "together with the sketch: green = looks real, red = looks fake.")
+    outputs = [y_unet, m_unet, y_ed, m_ed]
+    generator.change(lambda g: (gr.Row(visible=g != "Encoder-decoder"), gr.Row(visible=g != "U-Net")),
+                     generator, [row_unet, row_ed], queue=False, api_visibility="private")
+    btn.click(colorize_sketch, [sketch, generator, stochastic], outputs, api_visibility="undocumented")
+    gr.on([], colorize_upload, [image, generator, stochastic], outputs, api_name="colorize", preprocess=False)
+    gr.Examples(EXAMPLES, [sketch], label="free example sketches, drawn by examples/make_examples.py", elem_id="examples")
+
+
+def create_about(models):
+    rows = "\n".join(f"| {name} | {m.source} | `{MODELS[name][3]}` |" for name, m in models.items())
+    gr.Markdown(f"""## Weights
+| model | loaded from | train your own |
+| --- | --- | --- |
+{rows}
+
+Each model comes from a Hub repo if one is set (`--cgan-repo user/repo[@revision]`, `CONDGEN_CGAN_REPO`),
+else a local folder (`--cgan-dir`, `CONDGEN_CGAN_DIR`; default: the training script's output, `runs/cgan`),
+else the bundled `weights/`. Pix2Pix first needs training pairs:
+`python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train`.
+The endpoints and a `gradio_client` example are under "Use via API" at the bottom of the page.""")
+
+
+def build_demo(models, concurrency=2):
+    with gr.Blocks(title="condgen", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(DESCRIPTION)
+        with gr.Tabs():
+            with gr.Tab("GAN"):
+                create_gan_demo(models)
+            with gr.Tab("cGAN"):
+                create_cgan_demo(models)
+            with gr.Tab("Sketch to color") as sketch_tab:
+                create_sketch_demo(models)
+            with gr.Tab("About"):
+                create_about(models)
+        sketch_tab.select(None, js=SELECT_BRUSH)
+    return demo.queue(default_concurrency_limit=concurrency, max_size=64)
+
+
+def main(argv=None, **launch_kwargs):
+    args = parse_args(argv)
+    demo = build_demo(load_models(args), args.concurrency)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size="20mb", **launch_kwargs)
+    return demo
+
+
+if __name__ == "__main__":
+    main()

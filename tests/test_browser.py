@@ -1,0 +1,118 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright (never `playwright install`).
+
+Open the page; on Sketch to color, the brush is ready and an empty canvas gets an error; generate
+on the GAN and cGAN tabs; draw a stroke with the mouse and colorize with both generators; load an
+example sketch and colorize it. Each step checks that new output images appear. Screenshots go
+to artifacts/browser-*.png (gitignored) for a human to look at.
+"""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from test_app import save_pix2pix, start  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package: apt-get install chromium chromium-driver
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium chromium-driver")
+    demo, url = start(save_pix2pix(tmp_path_factory.mktemp("pix2pix")))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.set_default_timeout(30_000)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        yield page
+        browser.close()
+    demo.close()
+    assert not errors, errors
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"browser-{name}.png", full_page=True)
+
+
+def src(page, elem):
+    img = page.locator(f"{elem} img")
+    return img.get_attribute("src") if img.count() else None
+
+
+def shows_new_picture(page, elem, before):
+    """Wait until the output gr.Image `elem` shows a decoded picture other than `before`."""
+    img = page.locator(f"{elem} img")
+    expect(img).to_be_visible()
+    if before:
+        expect(img).not_to_have_attribute("src", before)
+    img.evaluate("i => i.decode()")
+    assert img.evaluate("i => i.naturalWidth") > 0
+
+
+def run(page, button, outputs):
+    """Click `button`, then check that every output shows a new picture and no error popped up."""
+    before = {elem: src(page, elem) for elem in outputs}
+    errors = page.locator(".toast-body.error").count()
+    button.click()
+    try:
+        for elem in outputs:
+            shows_new_picture(page, elem, before[elem])
+    except AssertionError as e:  # say why: the app's error message, if it showed one
+        raise AssertionError(f"{e}\nerrors shown: {page.locator('.toast-body.error').all_inner_texts()}") from e
+    assert page.locator(".toast-body.error").count() <= errors, page.locator(".toast-body.error").all_inner_texts()
+
+
+def test_empty_canvas_gets_an_error_not_a_crash(page):
+    # first, on the fresh page; the tests after it show that the app still answers
+    page.get_by_role("tab", name="Sketch to color").click()
+    expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))  # ready
+    page.get_by_role("button", name="Colorize").click()
+    expect(page.locator(".toast-body.error").first).to_contain_text("No sketch")
+    shot(page, "empty-error")
+
+
+def test_gan_and_cgan_tabs(page):
+    page.get_by_role("tab", name="GAN", exact=True).click()
+    run(page, page.locator("#gan-generate"), ["#gan-out"])
+    shot(page, "gan")
+    page.get_by_role("tab", name="cGAN").click()
+    run(page, page.locator("#cgan-all"), ["#cgan-out"])
+    shot(page, "cgan")
+
+
+def test_draw_a_stroke_and_colorize(page):
+    page.get_by_role("tab", name="Sketch to color").click()
+    brush = page.locator("#sketch button[aria-label='Brush']")
+    if "highlight" not in brush.get_attribute("class").split():
+        brush.click()  # the user's click on the brush (the app already picked it on entering the tab)
+    box = page.locator("#sketch canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 90, y - 40)
+    page.mouse.down()
+    for k in range(1, 7):  # a zigzag; few moves, as each one re-renders the canvas in software
+        page.mouse.move(x - 90 + 30 * k, y - 40 + (k % 2) * 80)
+    page.mouse.up()
+    page.get_by_test_id("Both-radio-label").click()
+    run(page, page.get_by_role("button", name="Colorize"), ["#out-unet", "#map-unet", "#out-encdec", "#map-encdec"])
+    shot(page, "sketch")
+
+
+def test_example_sketch_loads_and_colorizes(page):
+    page.reload()
+    page.get_by_role("tab", name="Sketch to color").click()
+    page.locator("#examples .gallery-item").first.click()
+    run(page, page.get_by_role("button", name="Colorize"), ["#out-unet", "#map-unet"])
+    shot(page, "example")
