@@ -7,15 +7,19 @@ Both variants run the same D-then-G step; only the data feeding differs.
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch.utils.data import DataLoader
 
-from condgen.data import mnist_tensors, shuffled_batches
-from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/mnist.py`
+
+from condgen.data import mnist_tensors, shuffled_batches  # noqa: E402
+from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN  # noqa: E402
 
 
 def step(G, D, opt_G, opt_D, x, c):
