@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from condgen.checkpoint import atomic_write, load_state, rng_states, save_pretrained_atomic, save_state, set_rng_states
+from condgen.checkpoint import atomic_write, load_state, pick_device, rng_states, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import mnist_tensors, shuffled_batches
 from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, one_hot
 
@@ -57,14 +57,6 @@ def parse_args(argv=None):
     args.out = Path(args.out or f"runs/{args.model}")
     args.command = "python train_mnist.py " + " ".join(sys.argv[1:] if argv is None else argv)  # for the model card
     return args
-
-
-def pick_device(name):
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
 
 
 @torch.no_grad()

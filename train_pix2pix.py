@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from condgen.checkpoint import atomic_write, load_state, rng_states, save_pretrained_atomic, save_state, set_rng_states
+from condgen.checkpoint import atomic_write, load_state, pick_device, rng_states, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import PairDataset, load_pairs, shuffled_batches, to_unit
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
@@ -77,14 +77,6 @@ def parse_args(argv=None):
         p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
     args.out = Path(args.out or f"runs/pix2pix-{args.generator}")
     return args
-
-
-def pick_device(name):
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
 
 
 def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=None):

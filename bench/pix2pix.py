@@ -20,7 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from condgen.pix2pix import GENERATORS, Discriminator  # noqa: E402
-from train_pix2pix import pick_device, train_step  # noqa: E402
+from condgen.checkpoint import pick_device  # noqa: E402
+from train_pix2pix import train_step  # noqa: E402
 
 MODES = ["fp32 eager", "bf16 autocast", "channels_last"]
 

@@ -113,6 +113,15 @@ def load_state(path, modules=None, optimizers=None, optional=()):
     return rng, info["meta"]
 
 
+def pick_device(name):
+    """--device: 'auto' takes CUDA, then Apple's MPS, then the CPU; any other name is used as given."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+
+
 def rng_states(shuffle, device):
     """The random streams a resumed run must continue: torch's (noise, dropout), the data
     shuffle's, and CUDA's when training there."""
