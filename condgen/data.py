@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
-from torchvision import tv_tensors
-from torchvision.transforms import v2
+
+# torchvision is imported inside the functions that use it: importing it pulls in torch._dynamo
+# (~2 s), and the app imports this module only for to_unit, on its cold-start path.
 
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
@@ -23,6 +23,8 @@ def mnist_tensors(root, train=True, download=False):
     root holds MNIST/raw/ with either the four .gz archives (torchvision md5-checks and
     extracts them next to themselves, so root must be writable) or the extracted files.
     """
+    import torchvision
+
     raw = Path(root) / "MNIST" / "raw"
     have = [f for f in MNIST_FILES if (raw / f).is_file() or (raw / f"{f}.gz").is_file()]
     if len(have) < len(MNIST_FILES) and not download:
@@ -65,6 +67,8 @@ def pair_augmentation(kind, size=256):
     paper:    Isola et al. 2017, Sec. 6.2: resize to 286, random crop 256 ("random jitter"), mirror.
     none:     as loaded.
     """
+    from torchvision.transforms import v2
+
     if kind == "none":
         return v2.Identity()
     if kind == "tutorial":
@@ -101,6 +105,8 @@ def _read_rgb(path):
 
 
 def _fit(img, size):
+    from torchvision.transforms import v2
+
     return img if img.shape[-2:] == (size, size) else v2.functional.resize(img, [size, size], antialias=True)
 
 
@@ -144,6 +150,8 @@ class PairDataset(torch.utils.data.Dataset):
         return len(self.x)
 
     def __getitem__(self, i):
+        from torchvision import tv_tensors
+
         x, y = self.transform(tv_tensors.Image(self.x[i]), tv_tensors.Image(self.y[i]))
         return to_unit(x.as_subclass(torch.Tensor)), to_unit(y.as_subclass(torch.Tensor))
 

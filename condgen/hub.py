@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import safetensors.torch
+import torch
 from huggingface_hub import HfApi, PyTorchModelHubMixin, hf_hub_download, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError
 
@@ -48,9 +49,14 @@ class HubMixin(
         map_location="cpu", strict=True, **model_kwargs,
     ):
         try:
-            model = cls(**model_kwargs)
+            # Strict loading overwrites every tensor, so build on the meta device and skip the
+            # random init (~1.5 s for a full-size U-Net); storage comes from to_empty() below.
+            with torch.device("meta" if strict else map_location):
+                model = cls(**model_kwargs)
         except TypeError as e:
             raise CheckpointError(f"{model_id}: config.json does not fit {cls.__name__}: {e}") from e
+        if strict:
+            model.to_empty(device=map_location)
         if os.path.isdir(model_id):
             model_file = os.path.join(model_id, "model.safetensors")
             if not os.path.isfile(model_file):
