@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 from condgen.colorize import colorize, patch_map, to_rgb
 from condgen.hub import BUNDLED, resolve
 from condgen.mnist import GeneratorCGAN, GeneratorGAN, one_hot
-from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator
+from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, fold_batchnorm
 
 # name: (class, local folder = the training script's --out default, bundled folder, how to train it)
 MODELS = {
@@ -89,6 +89,7 @@ class Loaded(NamedTuple):
     G: torch.nn.Module | None  # None: no weights found, and source says where we looked
     D: torch.nn.Module | None  # pix2pix: the PatchGAN trained with G, for the real/fake map
     source: str
+    G_eval: torch.nn.Module | None = None  # pix2pix: G with BatchNorm folded in, for the eval-mode path
 
 
 def load_discriminator(source, repo, local, bundled):
@@ -122,7 +123,7 @@ def load_models(args):
             models[name] = Loaded(None, None, str(e))
             continue
         D, note = load_discriminator(source, repo, local, bundled) if name in GENERATORS.values() else (None, "")
-        models[name] = Loaded(G, D, source + note)
+        models[name] = Loaded(G, D, source + note, fold_batchnorm(G) if name in GENERATORS.values() else None)
     return models
 
 
@@ -316,7 +317,8 @@ def create_sketch_demo(models):
             if name in nets:
                 try:
                     with LOCKS[name], torch.inference_mode():
-                        y = colorize(nets[name], image, stochastic=stochastic)
+                        # stochastic keeps dropout on in the raw G; eval mode runs the folded copy
+                        y = colorize(nets[name] if stochastic else models[name].G_eval, image, stochastic=stochastic)
                         m = heat_overlay(patch_map(models[name].D, image, y), y) if models[name].D is not None else None
                 except ValueError as e:  # colorize's own checks, e.g. a blank sketch
                     raise gr.Error(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e

@@ -131,12 +131,13 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from .hub import CheckpointError
-    from .pix2pix import load_generator
+    from .pix2pix import fold_batchnorm, load_generator
 
     try:
         G = load_generator(args.weights)
     except (CheckpointError, OSError) as e:
         sys.exit(f"error: {e}")
+    G = G if args.stochastic else fold_batchnorm(G)  # eval mode: the same function, one pass fewer per layer
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from condgen.colorize import colorize, patch_map
 from condgen.data import PairDataset, load_pairs, pair_augmentation, to_unit
 from condgen.hub import CheckpointError
 from condgen.metrics import baselines, colorfulness, l1, ssim
-from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, load_generator
+from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, fold_batchnorm, load_generator
 
 
 def n_params(m):
@@ -233,3 +233,22 @@ def test_metric_properties():
     red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
     # pure red on 0..255: rg = 255, yb = 127.5, no spread: M = 0.3 * sqrt(255^2 + 127.5^2)
     assert colorfulness(red).item() == pytest.approx(0.3 * (255**2 + 127.5**2) ** 0.5, rel=1e-4)
+
+
+@pytest.mark.parametrize("cls", [UNetGenerator, EncoderDecoderGenerator])
+def test_fold_batchnorm_keeps_the_eval_function(cls):
+    torch.manual_seed(0)
+    G = cls(ngf=8)
+    with torch.no_grad():  # statistics and affine terms away from the identity, as after training
+        for m in G.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.5), m.running_var.uniform_(0.2, 3), m.bias.normal_(0, 0.3)
+    G.eval()
+    folded = fold_batchnorm(G)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in G.modules())  # G itself is untouched
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    with torch.inference_mode():
+        ref, out = G(x), folded(x.contiguous(memory_format=torch.channels_last))
+    assert ref.abs().max() > 0.05  # the check below compares real outputs, not two near-zero maps
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
