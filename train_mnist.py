@@ -1,6 +1,10 @@
 """Train the GAN or the conditional GAN on MNIST: one plain loop, D step then G step.
 
     python train_mnist.py --model cgan --epochs 30 --data-dir data/mnist --out runs/cgan
+    torchrun --standalone --nproc_per_node 4 train_mnist.py --model cgan --batch-size 32 ...
+
+Under torchrun each process trains on its own shard of every batch with DistributedDataParallel
+(condgen.distributed); --batch-size is per process, so the global batch is batch-size x world size.
 
 Recipe (see README "Training recipe" for what was tried): Adam 2e-4, beta1 0.5 (Radford et al.
 2015) instead of the tutorial's Adam 1e-4; one-sided label smoothing, real targets 0.9 (Salimans
@@ -20,7 +24,8 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from condgen.checkpoint import atomic_write, load_state, pick_device, rng_states, save_pretrained_atomic, save_state, set_rng_states
+from condgen import distributed
+from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import mnist_tensors, shuffled_batches
 from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, one_hot
 
@@ -35,12 +40,12 @@ def parse_args(argv=None):
                    help="BatchNorm after each hidden Linear of G (DCGAN); --no-g-batchnorm is the tutorial's G")
     # optimization
     p.add_argument("--epochs", type=int, default=70, help="total epochs (with --resume: up to this many)")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step and process (under torchrun the global batch is batch-size x world size)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--real-label", type=float, default=0.9, help="target for real images (1.0: no smoothing)")
     p.add_argument("--ema", type=float, default=0.999, help="publish an exponential moving average of G's weights with this decay (0: the raw G)")
-    p.add_argument("--seed", type=int, default=0, help="seed for init, noise and shuffling")
+    p.add_argument("--seed", type=int, default=0, help="seed for init, noise and shuffling (under torchrun rank r draws its noise from seed + r)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to train")
     # output / hub
     p.add_argument("--out", default=None, help="output folder (default runs/<model>)")
@@ -95,11 +100,47 @@ def sample_grid(G, z_fixed, conditional):
     return torchvision.utils.make_grid(x.cpu(), nrow=10 if conditional else 8, normalize=True, value_range=(-1, 1), pad_value=1)
 
 
+def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9):
+    """One D step then one G step on real images x [N, 1, 28, 28] with labels c [N] (None: the
+    unconditional GAN). G and D may be DDP wrappers. Returns [loss_D, loss_G, D(x), D(G(z))],
+    detached and left on the device: reading them would make the host wait for every step."""
+    n = len(x)
+    D_bare = getattr(D, "module", D)
+    cond = (F.one_hot(c, 10).float(),) if c is not None else ()
+    z = torch.randn(n, getattr(G, "module", G).nz, device=x.device)
+    fake = G(z, *cond)
+
+    # D step: maximize log D(x|c) + log(1 - D(G(z|c)|c)); G's output detached. Real and fake go
+    # through D in one call: D has no BatchNorm, so each logit is what two calls would give, and
+    # each layer runs one matmul on 2N rows instead of two on N.
+    logits = D(torch.cat([x, fake.detach()]), *(torch.cat([t, t]) for t in cond))
+    d_real, d_fake = logits[:n], logits[n:]
+    loss_D = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_label))
+              + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+    opt_D.zero_grad(set_to_none=True)
+    loss_D.backward()
+    opt_D.step()
+
+    # G step: the non-saturating loss, maximize log D(G(z|c)|c), with the freshly updated D. D is
+    # frozen, so backward skips its weight gradients (they would be thrown away), and it is called
+    # bare: under DDP a wrapped call would wait for those gradients.
+    D_bare.requires_grad_(False)
+    d_gen = D_bare(fake, *cond)
+    D_bare.requires_grad_(True)
+    loss_G = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+    opt_G.zero_grad(set_to_none=True)
+    loss_G.backward()
+    opt_G.step()
+    return torch.stack([loss_D, loss_G, d_real.sigmoid().mean(), d_fake.sigmoid().mean()]).detach()
+
+
 def main(args):
-    print(json.dumps({k: str(v) for k, v in vars(args).items()}))
-    device = pick_device(args.device)
+    rank, world_size, device = distributed.setup(args.device)
+    master_process = rank == 0  # logs, samples, checkpoints, pushes
+    if master_process:
+        print(json.dumps({k: str(v) for k, v in vars(args).items()}))
     conditional = args.model == "cgan"
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed + rank)  # each rank its own noise; DDP gives them rank 0's initial weights
 
     try:
         x_all, c_all = mnist_tensors(args.data_dir)
@@ -109,23 +150,32 @@ def main(args):
         x_all, c_all = x_all[: args.subset], c_all[: args.subset]
     x_all, c_all = x_all.to(device), c_all.to(device)
     n = len(x_all)
+    if n < args.batch_size * world_size:
+        sys.exit(f"error: {n} images are fewer than one global batch ({args.batch_size} x {world_size} processes)")
 
     if conditional:
         G, D = GeneratorCGAN(batchnorm=args.g_batchnorm).to(device), DiscriminatorCGAN().to(device)
     else:
         G, D = GeneratorGAN(batchnorm=args.g_batchnorm).to(device), DiscriminatorGAN().to(device)
+    # Under torchrun the training forwards go through DDP wrappers, which average the gradients;
+    # G and D stay the bare modules that are saved, sampled and averaged. G keeps plain BatchNorm:
+    # each rank normalizes over its own batch-size images, as one process would (SyncBatchNorm
+    # would need CUDA and an allreduce per layer).
+    G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
     # G_ema: a running average of G's weights (Yazici et al. 2019, https://arxiv.org/abs/1806.04498).
     # The raw G jitters around the equilibrium from step to step; the average sits nearer its centre
-    # and draws cleaner digits. Only G_ema is published; training itself is unchanged.
+    # and draws cleaner digits. Only G_ema is published; training itself is unchanged. Copied after
+    # the wrap, which gave every rank rank 0's weights.
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    shuffle = torch.Generator().manual_seed(args.seed)
+    fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
+    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+    shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
     z_fixed = torch.randn(100, G.nz, generator=torch.Generator().manual_seed(1234)).to(device)
 
     out, state_file = args.out, args.out / "state.safetensors"
     start_epoch, history = 0, []
-    if args.resume:
+    if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
             rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
             # G_ema is optional: a run started with --ema 0 has none, and the average starts from G
@@ -135,51 +185,37 @@ def main(args):
             sys.exit(f"error: cannot resume: {e}")
         if meta["model"] != args.model:
             sys.exit(f"error: cannot resume: {state_file} is a {meta['model']} run, not {args.model}")
-        set_rng_states(rng, shuffle, device)
+        set_rng_states(distributed.own_rng_states(rng, rank, args.seed), shuffle, device)
         start_epoch, history = meta["epoch"], meta["history"]
-        print(f"resumed {state_file} at epoch {start_epoch}")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1)))
+        if master_process:
+            print(f"resumed {state_file} at epoch {start_epoch}")
+    if master_process:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1)))
 
-    steps_per_epoch = n // args.batch_size
+    steps_per_epoch = n // (args.batch_size * world_size)
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
         sums = torch.zeros(4, device=device)  # loss_D, loss_G, D(x), D(G(z)); summed on device, no per-step sync
-        bar = tqdm(shuffled_batches(n, args.batch_size, shuffle), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=None)
+        batches = shuffled_batches(n, args.batch_size * world_size, shuffle)  # global batches
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=None if master_process else True)
         for i, idx in enumerate(bar):
-            x = x_all[idx]
-            c = F.one_hot(c_all[idx], 10).float() if conditional else None
-            z = torch.randn(len(idx), G.nz, device=device)
-            cond = (c,) if conditional else ()
-            real_t = torch.full((len(idx),), args.real_label, device=device)
-            fake_t = torch.zeros(len(idx), device=device)
-
-            # D step: maximize log D(x|c) + log(1 - D(G(z|c)|c)); G's output detached
-            fake = G(z, *cond)
-            d_real, d_fake = D(x, *cond), D(fake.detach(), *cond)
-            loss_D_real = F.binary_cross_entropy_with_logits(d_real, real_t)
-            loss_D_fake = F.binary_cross_entropy_with_logits(d_fake, fake_t)
-            loss_D = loss_D_real + loss_D_fake
-            opt_D.zero_grad(set_to_none=True)
-            loss_D.backward()
-            opt_D.step()
-
-            # G step: the non-saturating loss, maximize log D(G(z|c)|c), with the freshly updated D
-            loss_G = F.binary_cross_entropy_with_logits(D(fake, *cond), torch.ones_like(fake_t))
-            opt_G.zero_grad(set_to_none=True)
-            loss_G.backward()
-            opt_G.step()
+            idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size images
+            stats = train_step(G_train, D_train, opt_G, opt_D, x_all[idx], c_all[idx] if conditional else None, args.real_label)
             if args.ema:
                 with torch.no_grad():
                     for p_ema, p in zip(G_ema.parameters(), G.parameters()):
                         p_ema.lerp_(p, 1 - args.ema)
 
-            sums += torch.stack([loss_D.detach(), loss_G.detach(), d_real.detach().sigmoid().mean(), d_fake.detach().sigmoid().mean()])
-            if i % 50 == 0:
-                bar.set_postfix(loss_D=f"{loss_D.item():.3f}", loss_G=f"{loss_G.item():.3f}")
-        means = (sums / steps_per_epoch).tolist()
+            sums += stats
+            if i % 50 == 0:  # the only host syncs of the loop
+                bar.set_postfix(loss_D=f"{stats[0]:.3f}", loss_G=f"{stats[1]:.3f}")
+        means = (distributed.mean_over_ranks(sums) / steps_per_epoch).tolist()
         record = dict(epoch=epoch + 1, loss_D=means[0], loss_G=means[1], D_x=means[2], D_G_z=means[3], seconds=time.time() - t0)
         history.append(record)
+        rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
+        if not master_process:  # the rest of the epoch is rank 0's: log, samples, checkpoint
+            continue
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
 
         # Per epoch: a sample grid, the publishable generator, then the resume state (written last,
@@ -189,12 +225,18 @@ def main(args):
         atomic_write(out / "samples" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
         save_pretrained_atomic(G_pub, out / "generator")
         save_pretrained_atomic(D, out / "discriminator")
-        rng = rng_states(shuffle, device)
         meta = dict(model=args.model, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
         save_state(state_file, {"G": G, "D": D, "G_ema": G_ema}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 
+    if world_size > 1:  # the replicas must still be identical: one line to check it by
+        digests = distributed.param_digests(G, D)
+        if master_process:
+            print(json.dumps({"ddp_param_digests": digests}))
+    distributed.cleanup()
+    if not master_process:
+        return G, history
     torchvision.utils.save_image(sample_grid(G_pub, z_fixed, conditional), out / "generator" / "samples.png")
-    write_card(out / "generator", args, history, device)
+    write_card(out / "generator", args, history, device, world_size)
     if args.push_to_hub:
         from condgen.hub import push
 
@@ -203,7 +245,7 @@ def main(args):
     return G_pub, history
 
 
-def write_card(folder, args, history, device):
+def write_card(folder, args, history, device, world_size=1):
     """Model card with the command, epochs, wall time and machine; evaluation appended if available."""
     from condgen.evaluate import evaluate_mnist_card  # late import: evaluation needs the classifier weights
 
@@ -223,7 +265,7 @@ datasets: [mnist]
 
 ## Training
 - command: `{args.command}`
-- epochs: {len(history)}, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
+- epochs: {len(history)}{f", batch {args.batch_size} x {world_size} processes" if world_size > 1 else ""}, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
 - final epoch: loss_D {history[-1]['loss_D']:.3f}, loss_G {history[-1]['loss_G']:.3f}, D(x) {history[-1]['D_x']:.2f}, D(G(z)) {history[-1]['D_G_z']:.2f}
 
 ## Evaluation

@@ -10,6 +10,11 @@ with D conditioned on the sketch, L1 between G(x) and the color image y, lambda_
 augmentation); the paper trains with batch 1, `--augment paper` and `--lr-decay-epochs`.
 Every epoch: a validation grid (sketch | output | truth), val L1/PSNR/SSIM/colorfulness in
 log.jsonl, generator/ and discriminator/ (save_pretrained) and state.safetensors for --resume.
+
+Data-parallel on several GPUs, CPU processes or nodes: the same script under torchrun,
+    torchrun --standalone --nproc_per_node 4 train_pix2pix.py --generator unet --batch-size 1 ...
+with DistributedDataParallel (condgen.distributed). --batch-size is per process: the global batch
+is batch-size x world size. Rank 0 validates, logs and writes every file.
 """
 
 import argparse
@@ -26,7 +31,8 @@ import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
-from condgen.checkpoint import atomic_write, load_state, pick_device, rng_states, save_pretrained_atomic, save_state, set_rng_states
+from condgen import distributed
+from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import PairDataset, load_pairs, shuffled_batches, to_unit
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
@@ -52,14 +58,14 @@ def parse_args(argv=None):
     p.add_argument("--ndf", type=int, default=64, help="discriminator width (paper: 64)")
     # optimization
     p.add_argument("--epochs", type=int, default=128, help="total epochs (with --resume: up to this many)")
-    p.add_argument("--batch-size", type=int, default=4, help="pairs per step (paper: 1)")
+    p.add_argument("--batch-size", type=int, default=4, help="pairs per step and process; under torchrun the global batch is batch-size x world size (paper: 1)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
     p.add_argument("--lr-decay-epochs", type=int, default=0, help="decay lr linearly to 0 over the last N epochs (paper: 100 of 200)")
     p.add_argument("--l1-only", action="store_true", help="the paper's ablation: L1 loss alone, no discriminator")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16 autocast for forward passes")
-    p.add_argument("--seed", type=int, default=0, help="seed for init, dropout, augmentation and shuffling")
+    p.add_argument("--seed", type=int, default=0, help="seed for init, dropout, augmentation and shuffling (under torchrun rank r draws dropout and augmentation from seed + r)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where to train")
     # output / hub
     p.add_argument("--out", default=None, help="output folder (default runs/pix2pix-<generator>)")
@@ -98,10 +104,11 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
         opt_D.step()
 
         # G step: fool the updated D (non-saturating: maximize log D(x, G(x))). D's weights get no
-        # gradient here, which saves their backward pass.
+        # gradient here, which saves their backward pass. Under DDP through the bare module: a DDP
+        # forward would wait in backward for gradients of D's weights that never come.
         D.requires_grad_(False)
         with autocast:
-            d_fake = D(x, fake)
+            d_fake = getattr(D, "module", D)(x, fake)
         loss_G_GAN = F.binary_cross_entropy_with_logits(d_fake.float(), torch.ones_like(d_fake, dtype=torch.float))
         D.requires_grad_(True)
     loss_G_L1 = (fake.float() - y).abs().mean()  # on [-1, 1]: twice the L1 that condgen.metrics reports
@@ -126,10 +133,12 @@ def val_grid(x, fake, y, rows):
 
 
 def main(args):
-    print(json.dumps({k: str(v) for k, v in vars(args).items()}))
-    device = pick_device(args.device)
+    rank, world_size, device = distributed.setup(args.device)
+    master_process = rank == 0  # validates, logs, writes files, pushes
+    if master_process:
+        print(json.dumps({k: str(v) for k, v in vars(args).items()}))
     amp = torch.bfloat16 if args.amp == "bf16" else None
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed + rank)  # each rank its own dropout and augmentation; DDP gives them rank 0's initial weights
 
     try:
         data = PairDataset(args.data, augment=args.augment, subset=args.subset)
@@ -138,31 +147,38 @@ def main(args):
             x_val, y_val = (to_unit(t) for t in load_pairs(args.val))
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}" + ("" if args.val == "none" else " (--val none trains without validation)"))
-    if len(data) < args.batch_size:
-        sys.exit(f"error: {args.data} holds {len(data)} pairs, fewer than --batch-size {args.batch_size}")
+    if len(data) < args.batch_size * world_size:
+        sys.exit(f"error: {args.data} holds {len(data)} pairs, fewer than --batch-size {args.batch_size}" + (f" x {world_size} processes" if world_size > 1 else ""))
 
     G = GENERATORS[args.generator](ngf=args.ngf).to(device)
     D = Discriminator(ndf=args.ndf).to(device)
-    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    shuffle = torch.Generator().manual_seed(args.seed)
+    # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the
+    # bare modules that are validated and saved. BatchNorm stays per rank: each normalizes over its
+    # own batch-size pairs, as one process would (SyncBatchNorm would need CUDA and an allreduce per layer).
+    G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
+    fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
+    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+    shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
 
     out, state_file = args.out, args.out / "state.safetensors"
     start_epoch, history = 0, []
-    if args.resume:
+    if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
             rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
         except (FileNotFoundError, ValueError) as e:
             sys.exit(f"error: cannot resume: {e}")
         if meta["generator"] != args.generator:
             sys.exit(f"error: cannot resume: {state_file} trains a {meta['generator']} generator, not {args.generator}")
-        set_rng_states(rng, shuffle, device)
+        set_rng_states(distributed.own_rng_states(rng, rank, args.seed), shuffle, device)
         start_epoch, history = meta["epoch"], meta["history"]
-        print(f"resumed {state_file} at epoch {start_epoch}")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1)))
+        if master_process:
+            print(f"resumed {state_file} at epoch {start_epoch}")
+    if master_process:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1)))
 
-    steps_per_epoch = len(data) // args.batch_size
+    steps_per_epoch = len(data) // (args.batch_size * world_size)
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
         lr = lr_at(epoch, args)
@@ -170,17 +186,24 @@ def main(args):
             for group in opt.param_groups:
                 group["lr"] = lr
         G.train(), D.train()
-        sums = dict.fromkeys(["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"], 0.0)
-        bar = tqdm(shuffled_batches(len(data), args.batch_size, shuffle), total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
+        names = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]
+        sums = torch.zeros(len(names), device=device)  # summed on the device: no per-step sync
+        batches = shuffled_batches(len(data), args.batch_size * world_size, shuffle)  # global batches
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=not master_process)
         for i, idx in enumerate(bar):
+            idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size pairs
             x, y = (torch.stack(t).to(device) for t in zip(*(data[j] for j in idx.tolist())))  # (N, 3, 256, 256) each
-            losses = train_step(G, D, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp)
-            for k, v in losses.items():
-                sums[k] += v.item()
+            losses = train_step(G_train, D_train, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp)
+            sums += torch.stack([losses[k] for k in names])
             if i % 10 == 0:
                 bar.set_postfix(loss_D=f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']).item():.3f}",
                                 loss_G_GAN=f"{losses['loss_G_GAN'].item():.3f}", loss_G_L1=f"{losses['loss_G_L1'].item():.3f}")
-        record = dict(epoch=epoch + 1, lr=lr, **{k: v / steps_per_epoch for k, v in sums.items()}, seconds=time.time() - t0)
+        means = distributed.mean_over_ranks(sums) / steps_per_epoch
+        record = dict(epoch=epoch + 1, lr=lr, **dict(zip(names, means.tolist())), seconds=time.time() - t0)
+        history.append(record)
+        rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
+        if not master_process:  # the rest of the epoch is rank 0's: validation, log, checkpoint
+            continue
 
         # Validation in eval mode (running BatchNorm statistics, no dropout): what colorize does.
         if x_val is not None:
@@ -189,18 +212,23 @@ def main(args):
             record["val"] = scores(fake_val, y_val)
             grid = val_grid(x_val, fake_val, y_val, args.val_rows)
             atomic_write(out / "val" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
-        history.append(record)
         print(json.dumps(_rounded(record)))
 
         # The publishable models, the log, then the resume state (written last, so a run killed
         # mid-save resumes from the previous complete epoch).
         save_models(G, D, out, args.weights_dtype)
         atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(json.dumps(h) + "\n" for h in history)))
-        rng = rng_states(shuffle, device)
         meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
         save_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 
-    write_card(out, args, history, device, x_val, y_val)
+    if world_size > 1:  # the replicas must still be identical: one line to check it by
+        digests = distributed.param_digests(G, D)
+        if master_process:
+            print(json.dumps({"ddp_param_digests": digests}))
+    distributed.cleanup()
+    if not master_process:
+        return G, D, history
+    write_card(out, args, history, device, x_val, y_val, world_size)
     if args.push_to_hub:
         from condgen.hub import push
 
@@ -220,7 +248,7 @@ def save_models(G, D, out, dtype):
         save_pretrained_atomic(copy.deepcopy(model).half() if dtype == "fp16" else model, out / name)
 
 
-def write_card(out, args, history, device, x_val, y_val):
+def write_card(out, args, history, device, x_val, y_val, world_size=1):
     """Model card: command, epochs, wall time, val metrics beside the baselines; a sample grid."""
     wall = sum(h["seconds"] for h in history)
     rows = {}
@@ -244,7 +272,7 @@ Sketch -> color generator (Isola et al. 2017, https://arxiv.org/abs/1611.07004),
 
 ## Training
 - command: `{cmd}`
-- epochs: {len(history)}, batch {args.batch_size}, augmentation `{args.augment}`, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
+- epochs: {len(history)}, batch {args.batch_size}{f" x {world_size} processes" if world_size > 1 else ""}, augmentation `{args.augment}`, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
 - final epoch: loss_G_L1 {history[-1]['loss_G_L1']:.3f}, loss_G_GAN {history[-1]['loss_G_GAN']:.3f}, loss_D_real {history[-1]['loss_D_real']:.3f}, loss_D_fake {history[-1]['loss_D_fake']:.3f}
 
 ## Evaluation on `{args.val}` (eval mode; L1/SSIM on [0, 1])

@@ -100,3 +100,45 @@ def test_resume_without_state_or_of_another_model_fails(mnist_root, tmp_path):
     run(mnist_root, tmp_path / "g", "--model", "gan", "--epochs", "1")
     with pytest.raises(SystemExit, match="cannot resume"):
         run(mnist_root, tmp_path / "g", "--model", "cgan", "--epochs", "2", "--resume")
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_train_step_is_the_plain_d_then_g_step(conditional):
+    """train_step batches real and fake through D in one call and freezes D in the G step: the
+    same math as the plain step with two D calls (dropout off, so both draw the same network)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorGAN
+
+    torch.manual_seed(0)
+    G = GeneratorCGAN(batchnorm=True) if conditional else GeneratorGAN(batchnorm=True)
+    D = DiscriminatorCGAN(dropout=0.0) if conditional else DiscriminatorGAN()
+    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    # SGD, not Adam: Adam's first step is ~lr * sign(grad), which blows rounding noise on tiny
+    # gradients up to whole steps; SGD's step is the gradient itself.
+    opt = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (G, D, G2, D2)]
+    x, c = torch.rand(32, 1, 28, 28) * 2 - 1, torch.randint(0, 10, (32,))
+    cond = (F.one_hot(c, 10).float(),) if conditional else ()
+
+    torch.manual_seed(1)
+    stats = train_mnist.train_step(G, D, opt[0], opt[1], x, c if conditional else None, 0.9)
+
+    torch.manual_seed(1)  # the plain step: the same z, D called on real and fake separately
+    fake = G2(torch.randn(32, G2.nz), *cond)
+    loss_D = (F.binary_cross_entropy_with_logits(D2(x, *cond), torch.full((32,), 0.9))
+              + F.binary_cross_entropy_with_logits(D2(fake.detach(), *cond), torch.zeros(32)))
+    opt[3].zero_grad()
+    loss_D.backward()
+    opt[3].step()
+    loss_G = F.binary_cross_entropy_with_logits(D2(fake, *cond), torch.ones(32))
+    opt[2].zero_grad()
+    loss_G.backward()
+    opt[2].step()
+
+    torch.testing.assert_close(stats[:2], torch.stack([loss_D, loss_G]).detach())
+    for a, b in zip([*G.parameters(), *D.parameters()], [*G2.parameters(), *D2.parameters()]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert all(p.grad is None or p.grad.abs().sum() > 0 for p in D.parameters())  # not the G step's
+    assert all(p.requires_grad for p in D.parameters())  # unfrozen again
