@@ -23,20 +23,19 @@ from typing import NamedTuple
 
 import gradio as gr
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
-from condgen.colorize import colorize, patch_map, to_rgb
-from condgen.hub import BUNDLED, resolve
-from condgen.mnist import GeneratorCGAN, GeneratorGAN, one_hot
-from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, fold_batchnorm
+# torch and condgen (which imports torch) are imported where they are used, not here: the models
+# load in a background thread while the page is already served (Models below), and importing
+# torch is ~2 s of a cold start. Once loaded, a local `import torch` is a dictionary lookup.
 
-# name: (class, local folder = the training script's --out default, bundled folder, how to train it)
+BUNDLED = Path(__file__).resolve().parent / "weights"  # as condgen.hub.BUNDLED
+# name: (class in condgen, local folder = the training script's --out default, bundled folder, how to train it)
 MODELS = {
-    "gan": (GeneratorGAN, "runs/gan", "gan", "python train_mnist.py --model gan"),
-    "cgan": (GeneratorCGAN, "runs/cgan", "cgan", "python train_mnist.py --model cgan"),
-    "unet": (UNetGenerator, "runs/pix2pix-unet", "pix2pix-unet", "python train_pix2pix.py --generator unet"),
-    "encoder-decoder": (EncoderDecoderGenerator, "runs/pix2pix-encoder-decoder", "pix2pix-encoder-decoder",
+    "gan": ("GeneratorGAN", "runs/gan", "gan", "python train_mnist.py --model gan"),
+    "cgan": ("GeneratorCGAN", "runs/cgan", "cgan", "python train_mnist.py --model cgan"),
+    "unet": ("UNetGenerator", "runs/pix2pix-unet", "pix2pix-unet", "python train_pix2pix.py --generator unet"),
+    "encoder-decoder": ("EncoderDecoderGenerator", "runs/pix2pix-encoder-decoder", "pix2pix-encoder-decoder",
                         "python train_pix2pix.py --generator encoder-decoder"),
 }
 GENERATORS = {"U-Net": "unet", "Encoder-decoder": "encoder-decoder"}
@@ -86,15 +85,18 @@ def parse_args(argv=None):
 
 
 class Loaded(NamedTuple):
-    G: torch.nn.Module | None  # None: no weights found, and source says where we looked
-    D: torch.nn.Module | None  # pix2pix: the PatchGAN trained with G, for the real/fake map
+    G: "torch.nn.Module | None"  # None: no weights found, and source says where we looked
+    D: "torch.nn.Module | None"  # pix2pix: the PatchGAN trained with G, for the real/fake map
     source: str
-    G_eval: torch.nn.Module | None = None  # pix2pix: G with BatchNorm folded in, for the eval-mode path
+    G_eval: "torch.nn.Module | None" = None  # pix2pix: G with BatchNorm folded in, for the eval-mode path
 
 
 def load_discriminator(source, repo, local, bundled):
     """The PatchGAN saved with G, or None, and a note. train_pix2pix.py writes <run>/generator and
     <run>/discriminator and pushes REPO and REPO-discriminator; bundled: <generator>/discriminator."""
+    from condgen.hub import resolve
+    from condgen.pix2pix import Discriminator
+
     kind = source.split()[0]
     try:
         if kind == "hub":
@@ -110,8 +112,15 @@ def load_discriminator(source, repo, local, bundled):
 
 def load_models(args):
     """{name: Loaded}; a model that is missing is reported in its tab, the app starts anyway."""
+    import torch
+
+    import condgen
+    from condgen.hub import resolve
+    from condgen.pix2pix import fold_batchnorm
+
     models = {}
     for name, (cls, _, bundled, _) in MODELS.items():
+        cls = getattr(condgen, cls)
         key = name.replace("-", "_")
         repo, _, revision = (getattr(args, f"{key}_repo") or "").partition("@")
         local, bundled = getattr(args, f"{key}_dir"), os.path.join(args.weights_dir, bundled)
@@ -123,8 +132,39 @@ def load_models(args):
             models[name] = Loaded(None, None, str(e))
             continue
         D, note = load_discriminator(source, repo, local, bundled) if name in GENERATORS.values() else (None, "")
-        models[name] = Loaded(G, D, source + note, fold_batchnorm(G) if name in GENERATORS.values() else None)
+        # the eval-mode path: BatchNorm folded in, NHWC weights (oneDNN's faster layout); bench/run_all.py
+        G_eval = fold_batchnorm(G).to(memory_format=torch.channels_last) if name in GENERATORS.values() else None
+        models[name] = Loaded(G, D, source + note, G_eval)
     return models
+
+
+class Models:
+    """The models by name, loaded by a background thread: the page is served while torch imports
+    and the weights load, and a request that comes before they are ready waits for them."""
+
+    def __init__(self, args):
+        self._args, self._ready, self._models, self._error = args, threading.Event(), {}, None
+
+    def start(self):
+        threading.Thread(target=self._load, args=(self._args,), daemon=True, name="load-models").start()
+
+    def _load(self, args):
+        try:
+            self._models = load_models(args)
+        except Exception as e:  # a bug, not a missing model (load_models reports those per model)
+            self._error = e
+            raise
+        finally:
+            self._ready.set()
+
+    def __getitem__(self, name):
+        self._ready.wait()
+        if self._error is not None:
+            raise gr.Error(f"Loading the models failed: {type(self._error).__name__}: {self._error}")
+        return self._models[name]
+
+    def items(self):
+        return [(name, self[name]) for name in MODELS]
 
 
 def need(models, name):
@@ -201,6 +241,8 @@ def png(im):
 def noise(n, nz, seed):
     """z of samples 0..n-1 of a seed. Draws MAX_COUNT rows always: torch's CPU randn fills a
     tensor differently by its size, and sample i of a seed should not depend on the count."""
+    import torch
+
     return torch.randn(max(n, MAX_COUNT), nz, generator=torch.Generator().manual_seed(seed))[:n]
 
 
@@ -219,6 +261,8 @@ def grid(x, cols):
 def slerp(a, b, t):
     """Spherical interpolation (White 2016, https://arxiv.org/abs/1609.04468): a straight line
     between two Gaussian z passes through short z that the generator never saw in training."""
+    import torch
+
     omega = torch.arccos((a / a.norm() * b / b.norm()).sum().clamp(-1, 1))
     t = t[:, None]  # (steps, 1)
     if omega < 1e-6:
@@ -241,14 +285,26 @@ def heat_overlay(p, y, alpha=0.5):
     return Image.blend(y, square.crop((left, top, left + y.width, top + y.height)), alpha)
 
 
-def create_gan_demo(models):
+def live_markdown(demo, fn):
+    """Markdown that fn fills in when a page loads (fn may wait for the models). Not gr.Markdown(fn):
+    gradio calls such a function once while building the page, before the models are loaded."""
+    md = gr.Markdown("*loading the weights...*")
+    demo.load(fn, None, md, api_visibility="private")
+    return md
+
+
+def create_gan_demo(models, demo):
     def generate_gan(seed, count):
+        import torch
+
         seed, count = integer(seed, "seed", 0, MAX_SEED), integer(count, "count", 1, MAX_COUNT)
         G = need(models, "gan")
         with torch.inference_mode():
             return grid(G(noise(count, G.nz, seed)), cols=math.ceil(math.sqrt(count)))
 
     def interpolate_gan(seed_a, seed_b, steps):
+        import torch
+
         seed_a, seed_b = integer(seed_a, "seed A", 0, MAX_SEED), integer(seed_b, "seed B", 0, MAX_SEED)
         steps, G = integer(steps, "steps", 2, MAX_STEPS), need(models, "gan")
         # from the first sample of seed A's grid to the first of seed B's
@@ -256,7 +312,7 @@ def create_gan_demo(models):
         with torch.inference_mode():
             return grid(G(z), cols=steps)
 
-    gr.Markdown(f"Unconditional GAN: noise in, a digit out, which one it decides. Weights: {models['gan'].source}")
+    live_markdown(demo, lambda: f"Unconditional GAN: noise in, a digit out, which one it decides. Weights: {models['gan'].source}")
     with gr.Row():
         with gr.Column():
             seed = gr.Number(0, label="seed", precision=0)
@@ -273,14 +329,22 @@ def create_gan_demo(models):
     btn_i.click(interpolate_gan, [seed_a, seed_b, steps], strip, api_name="interpolate_gan", preprocess=False)
 
 
-def create_cgan_demo(models):
+def create_cgan_demo(models, demo):
     def generate_cgan(digit, count, seed):
+        import torch
+
+        from condgen.mnist import one_hot
+
         digit, count = integer(digit, "digit", 0, 9), integer(count, "count", 1, MAX_COUNT)
         seed, G = integer(seed, "seed", 0, MAX_SEED), need(models, "cgan")
         with torch.inference_mode():
             return grid(G(noise(count, G.nz, seed), one_hot([digit] * count)), cols=math.ceil(math.sqrt(count)))
 
     def generate_cgan_digits(columns, seed):
+        import torch
+
+        from condgen.mnist import one_hot
+
         columns, seed = integer(columns, "columns", 1, MAX_COLUMNS), integer(seed, "seed", 0, MAX_SEED)
         G = need(models, "cgan")
         z = noise(columns, G.nz, seed).repeat(10, 1)  # (10 * columns, nz): every row reuses the same z
@@ -288,7 +352,7 @@ def create_cgan_demo(models):
         with torch.inference_mode():
             return grid(G(z, c), cols=columns)
 
-    gr.Markdown(f"Conditional GAN: you pick the digit, the noise picks the style. Weights: {models['cgan'].source}")
+    live_markdown(demo, lambda: f"Conditional GAN: you pick the digit, the noise picks the style. Weights: {models['cgan'].source}")
     with gr.Row():
         with gr.Column():
             digit = gr.Radio(list(range(10)), value=7, label="digit")
@@ -303,9 +367,13 @@ def create_cgan_demo(models):
     btn_all.click(generate_cgan_digits, [columns, seed], out, api_name="generate_cgan_digits", preprocess=False)
 
 
-def create_sketch_demo(models):
+def create_sketch_demo(models, demo):
     def run(image, generator, stochastic):
         """An RGB sketch -> [U-Net output, its PatchGAN map, encoder-decoder output, its map]."""
+        import torch
+
+        from condgen.colorize import colorize, patch_map
+
         if generator not in [*GENERATORS, "Both"]:
             raise gr.Error(f"generator must be one of {[*GENERATORS, 'Both']}, got {generator!r}")
         if not isinstance(stochastic, bool):
@@ -326,18 +394,25 @@ def create_sketch_demo(models):
         return outputs
 
     def colorize_upload(image, generator, stochastic):
+        from condgen.colorize import to_rgb
+
         return run(to_rgb(sized(read_image(image))), generator, stochastic)
 
     def colorize_sketch(editor, generator, stochastic):
+        from condgen.colorize import to_rgb
+
         editor = editor or {}
         image = editor["composite"] if editor.get("composite") is not None else editor.get("background")
         if image is None:  # the canvas was cleared away
             raise gr.Error("No sketch: pick the brush and draw on the canvas, or upload an image.")
         return run(to_rgb(sized(image)), generator, stochastic)
 
-    sources = " · ".join(f"{label}: {models[n].source}" for label, n in GENERATORS.items())
-    gr.Markdown("Pix2Pix: draw dark lines on the white canvas (or upload a sketch), pick a generator, Colorize. "
+    def intro():
+        sources = " · ".join(f"{label}: {models[n].source}" for label, n in GENERATORS.items())
+        return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch), pick a generator, Colorize. "
                 f"Trained on Sketch2Pokemon-style line art. Weights: {sources}")
+
+    live_markdown(demo, intro)
     with gr.Row():
         with gr.Column():
             # No initial background: with one, gradio 6.31's editor ignores the examples. Empty
@@ -369,9 +444,10 @@ def create_sketch_demo(models):
     gr.Examples(EXAMPLES, [sketch], label="free example sketches, drawn by examples/make_examples.py", elem_id="examples")
 
 
-def create_about(models):
-    rows = "\n".join(f"| {name} | {m.source} | `{MODELS[name][3]}` |" for name, m in models.items())
-    gr.Markdown(f"""## Weights
+def create_about(models, demo):
+    def about():
+        rows = "\n".join(f"| {name} | {m.source} | `{MODELS[name][3]}` |" for name, m in models.items())
+        return f"""## Weights
 | model | loaded from | train your own |
 | --- | --- | --- |
 {rows}
@@ -380,7 +456,9 @@ Each model comes from a Hub repo if one is set (`--cgan-repo user/repo[@revision
 else a local folder (`--cgan-dir`, `CONDGEN_CGAN_DIR`; default: the training script's output, `runs/cgan`),
 else the bundled `weights/`. Pix2Pix first needs training pairs:
 `python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train`.
-The endpoints and a `gradio_client` example are under "Use via API" at the bottom of the page.""")
+The endpoints and a `gradio_client` example are under "Use via API" at the bottom of the page."""
+
+    live_markdown(demo, about)
 
 
 def build_demo(models, concurrency=2):
@@ -388,21 +466,26 @@ def build_demo(models, concurrency=2):
         gr.Markdown(DESCRIPTION)
         with gr.Tabs():
             with gr.Tab("GAN"):
-                create_gan_demo(models)
+                create_gan_demo(models, demo)
             with gr.Tab("cGAN"):
-                create_cgan_demo(models)
+                create_cgan_demo(models, demo)
             with gr.Tab("Sketch to color") as sketch_tab:
-                create_sketch_demo(models)
+                create_sketch_demo(models, demo)
             with gr.Tab("About"):
-                create_about(models)
+                create_about(models, demo)
         sketch_tab.select(None, js=SELECT_BRUSH)
     return demo.queue(default_concurrency_limit=concurrency, max_size=64)
 
 
 def main(argv=None, **launch_kwargs):
     args = parse_args(argv)
-    demo = build_demo(load_models(args), args.concurrency)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size="20mb", **launch_kwargs)
+    models = Models(args)
+    demo = build_demo(models, args.concurrency)
+    block = not launch_kwargs.pop("prevent_thread_lock", False)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size="20mb", prevent_thread_lock=True, **launch_kwargs)
+    models.start()  # only now: the loading thread would hold the GIL while the page is being set up
+    if block:
+        demo.block_thread()
     return demo
 
 

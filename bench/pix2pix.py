@@ -5,8 +5,9 @@
 
 A training step is train_pix2pix.train_step (D step + G step, Adam) on random pairs. Modes:
 fp32 eager; bf16 autocast; channels_last (fp32, NHWC memory layout for models and inputs, which
-oneDNN/cuDNN convolutions often prefer). Ratios are to fp32 eager in the same run (same machine,
-same load), so they compare while the absolute seconds depend on what else runs.
+oneDNN/cuDNN convolutions often prefer). Speed-ups are fp32 eager's time over the mode's, both
+measured in the same run (same machine, same load), so they compare while the absolute seconds
+depend on what else runs.
 """
 
 import argparse
@@ -93,15 +94,16 @@ def main(argv=None):
     device = pick_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, ngf={args.ngf}, ndf={args.ndf}, 256x256")
 
-    rows = ["| generator | batch | mode | s / train step | vs fp32 eager | inference (batch 1) | vs fp32 eager |",
+    rows = ["| generator | batch | mode | s / train step | speed-up vs fp32 eager | inference (batch 1) | speed-up |",
             "|---|---|---|---|---|---|---|"]
     for generator in args.generators:
         infer = {m: bench_infer(generator, m, args, device) for m in args.modes}
         for bs in args.batch_sizes:
             train = {m: bench_train(generator, m, bs, args, device) for m in args.modes}
             for m in args.modes:
-                ratio = f"{train[m] / train['fp32 eager']:.2f}x" if "fp32 eager" in train else "-"
-                iratio = f"{infer[m] / infer['fp32 eager']:.2f}x" if "fp32 eager" in infer else "-"
+                # speed-ups: > 1 is faster than fp32 eager
+                ratio = f"{train['fp32 eager'] / train[m]:.2f}x" if "fp32 eager" in train else "-"
+                iratio = f"{infer['fp32 eager'] / infer[m]:.2f}x" if "fp32 eager" in infer else "-"
                 rows.append(f"| {generator} | {bs} | {m} | {train[m]:.3f} | {ratio} | {infer[m] * 1000:.0f} ms | {iratio} |")
                 print(rows[-1], flush=True)
     print("\n".join(rows))

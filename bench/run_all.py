@@ -8,9 +8,10 @@ a plain port of the tutorial does) against what the training scripts and the app
 
 - pix2pix step (U-Net + PatchGAN, paper size, 256x256, batch 4, data included). Plain: JPEG pairs
   decoded and augmented per step in the loop, D's weights get gradients in the G step too, Adam's
-  per-parameter loop, a `.item()` per loss per step. Ours: `train_pix2pix.train_step` (D frozen in
-  the G step, so D's weight gradients are skipped), fused Adam, pairs decoded once (in memory) and
-  only augmented per step, losses kept on the device. bf16 autocast and channels_last are timed on top.
+  per-parameter loop, a `.item()` per loss per step. Ours, as train_pix2pix.py runs by default:
+  `train_step` (D frozen in the G step, so D's weight gradients are skipped), fused Adam, pairs
+  decoded once (in memory) and only augmented per step, losses kept on the device, batches in NHWC
+  memory layout (channels_last). Also timed: ours in the default layout, and ours + bf16 autocast.
 - U-Net inference, one 256x256 sketch, the bundled compact generator (the app's): eager fp32 vs
   `condgen.pix2pix.fold_batchnorm` (BatchNorm folded into the convolutions, eval mode only) in
   channels_last under inference_mode; the max absolute difference to fp32 eager is reported.
@@ -47,6 +48,7 @@ from condgen.pix2pix import Discriminator, UNetGenerator, fold_batchnorm  # noqa
 from train_mnist import train_step as mnist_step  # noqa: E402
 from train_pix2pix import train_step as pix2pix_step  # noqa: E402
 
+VARIANTS = ["fp32 eager (plain)", "ours", "ours, contiguous", "ours + bf16 autocast"]
 TARGETS = {"pix2pix_step_speedup": (">=", 1.6), "unet_infer_ms": ("<=", 40.0), "mnist_cgan_epoch_s": ("<=", 7.5)}
 
 
@@ -126,22 +128,20 @@ def pix2pix_variants(folder, args):
     memory = PairDataset(folder, augment="paper")
     fast_loader = torch.utils.data.DataLoader(memory, batch_size=4, shuffle=True, drop_last=True)
     results = {}
-    for name in ["fp32 eager (plain)", "fp32 ours", "bf16 autocast", "channels_last"]:
+    for name in VARIANTS:
         torch.manual_seed(0)
         G, D = UNetGenerator(ngf=args.ngf), Discriminator(ndf=args.ngf)
         fused = name != "fp32 eager (plain)"
         opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
         opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
-        if name == "channels_last":
-            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         batches = iter(_forever(plain_loader if name == "fp32 eager (plain)" else fast_loader))
-        amp = torch.bfloat16 if name == "bf16 autocast" else None
+        amp = torch.bfloat16 if name == "ours + bf16 autocast" else None
 
         def step():
             x, y = next(batches)
             if name == "fp32 eager (plain)":
                 return plain_pix2pix_step(G, D, opt_G, opt_D, x, y)
-            if name == "channels_last":
+            if name != "ours, contiguous":  # what train_pix2pix.py does by default (--channels-last)
                 x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
             return pix2pix_step(G, D, opt_G, opt_D, x, y, 100.0, False, amp)
 
@@ -306,10 +306,9 @@ def main():
         mnist = mnist_epochs(args)
         rss = memory(args, tmp)
     base = steps["fp32 eager (plain)"]
-    best = min(("fp32 ours", "bf16 autocast", "channels_last"), key=steps.get)
 
     print("\n| figure | plain fp32 eager | ours | ratio |\n|---|---|---|---|")
-    for name in ("fp32 ours", "bf16 autocast", "channels_last"):
+    for name in VARIANTS[1:]:
         print(f"| pix2pix step, U-Net ngf={args.ngf} + PatchGAN, batch 4 ({name}) | {base:.2f} s | {steps[name]:.2f} s | {base / steps[name]:.2f}x |")
     print(f"| U-Net inference, 1 sketch | {infer['eager_ms']:.1f} ms | {infer['ours_ms']:.1f} ms | {infer['eager_ms'] / infer['ours_ms']:.2f}x |")
     print(f"| MNIST cGAN epoch ({args.subset or 60000} images) | {mnist['plain']:.2f} s | {mnist['ours']:.2f} s | {mnist['plain'] / mnist['ours']:.2f}x |")
@@ -318,7 +317,7 @@ def main():
         print(f"| peak RSS {k} | | {v:.0f} MB | |")
 
     figures = {
-        "pix2pix_step_speedup": round(base / steps[best], 3), "pix2pix_step_best": best,
+        "pix2pix_step_speedup": round(base / steps["ours"], 3),
         "pix2pix_step_s": {k: round(v, 3) for k, v in steps.items()},
         "unet_infer_ms": round(infer["ours_ms"], 2), "unet_infer_eager_ms": round(infer["eager_ms"], 2),
         "unet_infer_max_abs_diff": infer["max_abs_diff"],

@@ -137,7 +137,8 @@ def main(argv=None):
         G = load_generator(args.weights)
     except (CheckpointError, OSError) as e:
         sys.exit(f"error: {e}")
-    G = G if args.stochastic else fold_batchnorm(G)  # eval mode: the same function, one pass fewer per layer
+    if not args.stochastic:  # eval mode: the same function with one pass fewer per layer, in oneDNN's faster layout
+        G = fold_batchnorm(G).to(memory_format=torch.channels_last)
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
