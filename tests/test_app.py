@@ -14,8 +14,11 @@ import io  # noqa: E402
 import math  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
 import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -324,3 +327,11 @@ def test_heat_overlay_puts_verdicts_where_the_patches_are():
     assert out.shape == (100, 200, 3)
     left, right = out[50, 20], out[50, 180]
     assert left[0] > left[1] + 40 and right[1] > right[0] + 40, (left, right)
+
+
+def test_the_page_does_not_wait_for_torch():
+    """Cold start: app.py builds and serves the page before torch is imported (the models load in
+    a background thread afterwards), so importing app must not pull torch or torchvision in."""
+    code = "import sys, app; bad = {'torch', 'torchvision'} & set(sys.modules); assert not bad, bad"
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(app.__file__).parent, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
