@@ -228,11 +228,7 @@ def main(args):
         meta = dict(model=args.model, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
         save_state(state_file, {"G": G, "D": D, "G_ema": G_ema}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 
-    if world_size > 1:  # the replicas must still be identical: one line to check it by
-        digests = distributed.param_digests(G, D)
-        if master_process:
-            print(json.dumps({"ddp_param_digests": digests}))
-    distributed.cleanup()
+    distributed.finish(G, D)
     if not master_process:
         return G, history
     torchvision.utils.save_image(sample_grid(G_pub, z_fixed, conditional), out / "generator" / "samples.png")

@@ -226,11 +226,7 @@ def main(args):
         meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
         save_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 
-    if world_size > 1:  # the replicas must still be identical: one line to check it by
-        digests = distributed.param_digests(G, D)
-        if master_process:
-            print(json.dumps({"ddp_param_digests": digests}))
-    distributed.cleanup()
+    distributed.finish(G, D)
     if not master_process:
         return G, D, history
     write_card(out, args, history, device, x_val, y_val, world_size)

@@ -11,6 +11,7 @@ https://pytorch.org/tutorials/intermediate/ddp_tutorial.html
 """
 
 import hashlib
+import json
 import os
 
 import torch
@@ -95,6 +96,16 @@ def param_digests(*modules):
     digests = [None] * dist.get_world_size()
     dist.all_gather_object(digests, h.hexdigest())
     return digests
+
+
+def finish(*modules):
+    """End of training under torchrun: rank 0 prints every rank's parameter digest on one line,
+    {"ddp_param_digests": [...]}, all equal if DDP kept the replicas in sync; then leave the group."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        digests = param_digests(*modules)
+        if dist.get_rank() == 0:
+            print(json.dumps({"ddp_param_digests": digests}))
+    cleanup()
 
 
 def cleanup():
