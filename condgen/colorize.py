@@ -128,6 +128,7 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="folder for the colorized images (<name>.png)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
     p.add_argument("--seed", type=int, default=0, help="seed for --stochastic")
+    p.add_argument("--grid", default=None, help="also write one PNG with a row per image: sketch | output (256 px each)")
     args = p.parse_args(argv)
 
     from .hub import CheckpointError
@@ -142,14 +143,23 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    failed = 0
+    failed, rows = 0, []
     for f in args.images:
         try:
-            colorize(G, f, args.stochastic).save(out / f"{Path(f).stem}.png")
+            y = colorize(G, f, args.stochastic)
+            y.save(out / f"{Path(f).stem}.png")
             print(f"{f} -> {out / (Path(f).stem + '.png')}")
+            rows.append((to_rgb(f), y))
         except ValueError as e:
             print(f"error: {f}: {e}", file=sys.stderr)
             failed += 1
+    if args.grid and rows:
+        grid = Image.new("RGB", (2 * SIZE, len(rows) * SIZE), "white")
+        for i, pair in enumerate(rows):
+            for j, im in enumerate(pair):
+                grid.paste(im.resize((SIZE, SIZE), Image.LANCZOS), (j * SIZE, i * SIZE))
+        grid.save(args.grid)
+        print(f"grid -> {args.grid}")
     if failed:
         sys.exit(f"error: {failed} of {len(args.images)} images failed")
 

@@ -105,8 +105,9 @@ def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
     assert [h["loss_G_L1"] for h in log_part] == [h["loss_G_L1"] for h in log]
 
     # the CLIs read what the script wrote
-    colorize.main(["--weights", str(full), str(tiny_data / "val" / "100.png"), "--out", str(tmp_path / "color")])
+    colorize.main(["--weights", str(full), str(tiny_data / "val" / "100.png"), "--out", str(tmp_path / "color"), "--grid", str(tmp_path / "grid.png")])
     assert Image.open(tmp_path / "color" / "100.png").size == (512, 256)
+    assert Image.open(tmp_path / "grid.png").size == (512, 256)  # one row: sketch | output, 256 px each
     rows = metrics.main(["--pairs", str(tiny_data / "val"), "--weights", str(full / "generator")])
     assert rows[f"UNetGenerator {full / 'generator'}"]["L1"] == pytest.approx(log[-1]["val"]["L1"], abs=1e-4)
 
