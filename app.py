@@ -4,8 +4,8 @@
     python app.py --cgan-dir runs/my-cgan            # a training run of your own (its --out)
     CONDGEN_UNET_REPO=user/pix2pix-unet python app.py    # weights from the Hub
 
-Each model is resolved once at start: Hub repo, else local folder, else the bundled weights/
-(condgen.hub.resolve). API (gradio_client): /generate_gan, /interpolate_gan, /generate_cgan,
+Each model is resolved once, in a background thread started as soon as the page is served: Hub
+repo, else local folder, else the bundled weights/ (condgen.hub.resolve). API (gradio_client): /generate_gan, /interpolate_gan, /generate_cgan,
 /generate_cgan_digits, /colorize. Those endpoints take raw values (preprocess=False) and check
 them here, so every bad input gets a gr.Error naming the field, not a component's generic one.
 """
