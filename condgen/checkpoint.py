@@ -26,6 +26,7 @@ def atomic_write(path, write):
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints and model cards are for sharing
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -39,6 +40,7 @@ def save_pretrained_atomic(model, directory, **kwargs):
     with tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-") as tmp:
         model.save_pretrained(tmp, **kwargs)
         for f in Path(tmp).iterdir():
+            os.chmod(f, 0o644)  # as atomic_write
             os.replace(f, directory / f.name)
 
 

@@ -2,8 +2,9 @@
 
 Open the page; on Sketch to color, the brush is ready and an empty canvas gets an error; generate
 on the GAN and cGAN tabs; draw a stroke with the mouse and colorize with both generators; load an
-example sketch and colorize it. Each step checks that new output images appear. Screenshots go
-to artifacts/browser-*.png (gitignored) for a human to look at.
+example sketch and colorize it. Each step checks that new output images appear. The app runs on
+the bundled weights, as a first-time user sees it; screenshots go to artifacts/browser-*.png
+(gitignored) for a human to look at.
 """
 
 import os
@@ -16,7 +17,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-from test_app import save_pix2pix, start  # noqa: E402
+import app  # noqa: E402
+from test_app import start  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: apt-get install chromium chromium-driver
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -28,7 +30,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 def page(tmp_path_factory):
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium chromium-driver")
-    demo, url = start(save_pix2pix(tmp_path_factory.mktemp("pix2pix")))
+    # every local folder missing, so the bundled weights/ serve (as on a fresh clone)
+    nowhere = tmp_path_factory.mktemp("no-runs")
+    demo, url = start(sum([[f"--{name}-dir", str(nowhere / name)] for name in app.MODELS], []))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})

@@ -11,7 +11,7 @@ from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 
 from condgen import hub
-from condgen.checkpoint import load_state, save_state
+from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state
 from condgen.hub import CheckpointError, resolve
 from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN
 
@@ -172,3 +172,15 @@ def test_training_state_round_trip(tmp_path):
     save_file(tensors, tmp_path / "bare.safetensors")  # no condgen metadata
     with pytest.raises(ValueError, match="not a condgen training state"):
         load_state(tmp_path / "bare.safetensors")
+
+
+def test_atomic_files_are_readable_by_others(tmp_path):
+    """mkstemp creates 0600 files; what we save (weights, cards, state) is meant to be shared."""
+    import os
+    import stat
+    from pathlib import Path
+
+    atomic_write(tmp_path / "card.md", lambda tmp: Path(tmp).write_text("card"))
+    save_pretrained_atomic(GeneratorGAN(), tmp_path / "G")
+    for f in [tmp_path / "card.md", tmp_path / "G" / "model.safetensors", tmp_path / "G" / "config.json"]:
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o644, f
