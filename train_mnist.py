@@ -194,6 +194,9 @@ def main(args):
         atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1)))
 
     steps_per_epoch = n // (args.batch_size * world_size)
+    # what is published if no epoch is left to run (--resume of a finished run): G_ema was saved
+    # with the statistics recalibrate_batchnorm gave it
+    G_pub = G_ema if args.ema else G
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
         sums = torch.zeros(4, device=device)  # loss_D, loss_G, D(x), D(G(z)); summed on device, no per-step sync

@@ -53,6 +53,13 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(mnist_root, tmp_pat
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different  # weights, Adam moments and RNG streams all identical
 
+    # resuming a finished run trains nothing and publishes the same generator again
+    published = load_file(tmp_path / "resumed" / "generator" / "model.safetensors")
+    G_pub, history = run(mnist_root, tmp_path / "resumed", "--model", "cgan", "--epochs", "2", "--resume")
+    assert len(history) == 2
+    again = load_file(tmp_path / "resumed" / "generator" / "model.safetensors")
+    assert all(torch.equal(published[k], again[k]) for k in published)
+
 
 def test_killed_run_resumes_from_its_last_epoch(mnist_root, tmp_path):
     out = tmp_path / "killed"
