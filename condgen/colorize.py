@@ -146,10 +146,11 @@ def main(argv=None):
     failed, rows = 0, []
     for f in args.images:
         try:
-            y = colorize(G, f, args.stochastic)
+            rgb = to_rgb(f)  # read once: colorized here, and shown beside its output in --grid
+            y = colorize(G, rgb, args.stochastic)
             y.save(out / f"{Path(f).stem}.png")
             print(f"{f} -> {out / (Path(f).stem + '.png')}")
-            rows.append((to_rgb(f), y))
+            rows.append((rgb, y))
         except ValueError as e:
             print(f"error: {f}: {e}", file=sys.stderr)
             failed += 1
