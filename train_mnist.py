@@ -137,8 +137,9 @@ def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9):
 def main(args):
     rank, world_size, device = distributed.setup(args.device)
     master_process = rank == 0  # logs, samples, checkpoints, pushes
+    config = {k: str(v) for k, v in vars(args).items()}  # printed, saved as args.json and in the checkpoint's meta
     if master_process:
-        print(json.dumps({k: str(v) for k, v in vars(args).items()}))
+        print(json.dumps(config))
     conditional = args.model == "cgan"
     torch.manual_seed(args.seed + rank)  # each rank its own noise; DDP gives them rank 0's initial weights
 
@@ -191,7 +192,7 @@ def main(args):
             print(f"resumed {state_file} at epoch {start_epoch}")
     if master_process:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1)))
+        atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1)))
 
     steps_per_epoch = n // (args.batch_size * world_size)
     # what is published if no epoch is left to run (--resume of a finished run): G_ema was saved
@@ -228,7 +229,7 @@ def main(args):
         atomic_write(out / "samples" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
         save_pretrained_atomic(G_pub, out / "generator")
         save_pretrained_atomic(D, out / "discriminator")
-        meta = dict(model=args.model, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
+        meta = dict(model=args.model, epoch=epoch + 1, history=history, args=config)
         save_state(state_file, {"G": G, "D": D, "G_ema": G_ema}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 
     distributed.finish(G, D)

@@ -137,8 +137,9 @@ def val_grid(x, fake, y, rows):
 def main(args):
     rank, world_size, device = distributed.setup(args.device)
     master_process = rank == 0  # validates, logs, writes files, pushes
+    config = {k: str(v) for k, v in vars(args).items()}  # printed, saved as args.json and in the checkpoint's meta
     if master_process:
-        print(json.dumps({k: str(v) for k, v in vars(args).items()}))
+        print(json.dumps(config))
     amp = torch.bfloat16 if args.amp == "bf16" else None
     # Only the inputs go NHWC: every convolution then runs and returns NHWC, while the weights stay
     # in the default layout, so checkpoints and the saved models are unchanged.
@@ -181,7 +182,7 @@ def main(args):
             print(f"resumed {state_file} at epoch {start_epoch}")
     if master_process:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1)))
+        atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1)))
 
     steps_per_epoch = len(data) // (args.batch_size * world_size)
     for epoch in range(start_epoch, args.epochs):
@@ -223,7 +224,7 @@ def main(args):
         # mid-save resumes from the previous complete epoch).
         save_models(G, D, out, args.weights_dtype)
         atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(json.dumps(h) + "\n" for h in history)))
-        meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args={k: str(v) for k, v in vars(args).items()})
+        meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
         save_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 
     distributed.finish(G, D)
