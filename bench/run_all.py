@@ -229,13 +229,22 @@ def mnist_epochs(args):
 # ---- peak memory ----
 
 def peak_rss_mb(cmd, env=None):
-    """Peak RSS of a child process (Linux ru_maxrss is in KiB). The training scripts load their whole
-    dataset before --subset slices it, so two steps show the memory a full run holds."""
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read()[-2000:]}")
-    return usage.ru_maxrss / 1024
+    """Peak RSS of a training script, read from /proc/self/status (VmHWM) inside the child as it
+    exits. Not the kernel's ru_maxrss from wait4: subprocess starts children with vfork, and exec
+    records the parent's high-water mark as the child's, so it reports this bench's memory. The
+    scripts load their whole dataset before --subset slices it, so two steps show what a full run holds."""
+    with tempfile.NamedTemporaryFile(suffix=".status") as status:
+        probe = ("import atexit, runpy, sys; sys.argv = sys.argv[1:]; "
+                 f"atexit.register(lambda: open({status.name!r}, 'w').write(open('/proc/self/status').read())); "
+                 "runpy.run_path(sys.argv[0], run_name='__main__')")
+        proc = subprocess.run([cmd[0], "-c", probe, *cmd[1:]], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+        return _vmhwm_mb(Path(status.name).read_text())
+
+
+def _vmhwm_mb(status):
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
 
 
 def app_rss_mb():
@@ -261,8 +270,7 @@ def app_rss_mb():
         client.predict(7, 16, 0, api_name="/generate_cgan")
         if (REPO / "weights" / "pix2pix-unet" / "config.json").is_file():
             client.predict(handle_file(str(REPO / "examples" / "puffball.png")), "Both", False, api_name="/colorize")
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+        return _vmhwm_mb(Path(f"/proc/{proc.pid}/status").read_text())
     finally:
         proc.terminate()
         proc.wait()
