@@ -63,6 +63,17 @@ class Maxout(nn.Module):
         return self.linear(x).view(-1, self.units, self.pieces).amax(dim=2)
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout with its keep mask drawn as `rand >= p`: the same Bernoulli(1 - p) mask and
+    1 / (1 - p) scaling, from a cheaper draw. On CPU torch's bernoulli_ takes ~3x as long as rand,
+    and the Maxout D's dropout masks were ~8% of a cGAN training step. Elsewhere: F.dropout."""
+
+    def forward(self, x):
+        if not self.training or x.device.type != "cpu" or not 0 < self.p < 1:
+            return super().forward(x)
+        return x * ((torch.rand_like(x) >= self.p) * (1 / (1 - self.p)))
+
+
 class GeneratorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan", "conditional-image-generation"]):
     """(z [N, nz], one-hot c [N, 10]) -> image [N, 1, 28, 28] in [-1, 1].
 
@@ -94,7 +105,7 @@ class DiscriminatorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan"]):
         self.c_path = Maxout(num_classes, 50, 5)
         self.joint = Maxout(290, 240, 4)
         self.out = nn.Linear(240, 1)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x, c):
         h = torch.cat([self.drop(self.x_path(x.flatten(1))), self.drop(self.c_path(c))], dim=1)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from condgen.data import mnist_tensors, shuffled_batches
-from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, Maxout, one_hot
+from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, Dropout, GeneratorCGAN, GeneratorGAN, Maxout, one_hot
 
 
 @pytest.mark.parametrize("batchnorm", [False, True])
@@ -45,6 +45,26 @@ def test_maxout_takes_the_max_over_pieces():
     assert tutorial.shape != m(x).shape
     assert not torch.allclose(tutorial.view(8, 3, 4)[..., 0], m(x))  # the first piece alone is not the max
     assert (m(x) >= tutorial.view(8, 3, 4)[..., 0]).all()
+
+
+def test_dropout_is_inverted_bernoulli_dropout():
+    torch.manual_seed(0)
+    x = (torch.rand(256, 1000) + 0.5).requires_grad_()  # no zeros, so a zero out means dropped
+    drop = Dropout(0.5)
+    y = drop(x)
+    kept = y != 0
+    assert 0.49 < kept.float().mean() < 0.51  # Bernoulli(1 - p) keep mask
+    torch.testing.assert_close(y[kept], 2 * x[kept])  # kept units scaled by 1 / (1 - p)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, 2 * kept.float())  # gradient through the kept units only
+    assert not torch.equal(kept, drop(x) != 0)  # a fresh mask per call
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x) and torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
+    # the same RNG stream as torch.rand: a seeded run draws the same masks again
+    torch.manual_seed(1)
+    first = drop.train()(x)
+    torch.manual_seed(1)
+    assert torch.equal(first, drop(x))
 
 
 def test_label_changes_cgan_output():
