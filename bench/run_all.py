@@ -10,8 +10,9 @@ a plain port of the tutorial does) against what the training scripts and the app
   decoded and augmented per step in the loop, D's weights get gradients in the G step too, Adam's
   per-parameter loop, a `.item()` per loss per step. Ours, as train_pix2pix.py runs by default:
   `train_step` (D frozen in the G step, so D's weight gradients are skipped), fused Adam, pairs
-  decoded once (in memory) and only augmented per step, losses kept on the device, batches in NHWC
-  memory layout (channels_last). Also timed: ours in the default layout, and ours + bf16 autocast.
+  decoded once (in memory) and only augmented per step, losses kept on the device, batches and
+  weights in NHWC memory layout (channels_last). Also timed: ours in the default layout, and ours
+  + bf16 autocast.
 - U-Net inference, one 256x256 sketch, the bundled compact generator (the app's): eager fp32 vs
   `condgen.pix2pix.fold_batchnorm` (BatchNorm folded into the convolutions, eval mode only) in
   channels_last under inference_mode; the max absolute difference to fp32 eager is reported.
@@ -131,6 +132,9 @@ def pix2pix_variants(folder, args):
     for name in VARIANTS:
         torch.manual_seed(0)
         G, D = UNetGenerator(ngf=args.ngf), Discriminator(ndf=args.ngf)
+        nhwc = name in ("ours", "ours + bf16 autocast")  # what train_pix2pix.py does by default (--channels-last)
+        if nhwc:
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
         fused = name != "fp32 eager (plain)"
         opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
         opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
@@ -141,7 +145,7 @@ def pix2pix_variants(folder, args):
             x, y = next(batches)
             if name == "fp32 eager (plain)":
                 return plain_pix2pix_step(G, D, opt_G, opt_D, x, y)
-            if name != "ours, contiguous":  # what train_pix2pix.py does by default (--channels-last)
+            if nhwc:
                 x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
             return pix2pix_step(G, D, opt_G, opt_D, x, y, 100.0, False, amp)
 

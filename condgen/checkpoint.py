@@ -111,8 +111,20 @@ def load_state(path, modules=None, optimizers=None, optional=()):
             opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
         except (ValueError, KeyError) as e:
             raise ValueError(f"{path}: optimizer '{name}' does not match: {e}") from e
+        _match_layouts(opt)
     rng = {k[len("rng/") :]: v for k, v in tensors.items() if k.startswith("rng/")}
     return rng, info["meta"]
+
+
+def _match_layouts(opt):
+    """Give each per-parameter state tensor its parameter's memory layout (e.g. channels_last).
+    Loaded state is contiguous, and fused Adam walks a parameter and its moments as flat memory:
+    with different layouts it would pair the wrong elements, silently."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    opt.state[p][k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def pick_device(name):

@@ -184,3 +184,33 @@ def test_atomic_files_are_readable_by_others(tmp_path):
     save_pretrained_atomic(GeneratorGAN(), tmp_path / "G")
     for f in [tmp_path / "card.md", tmp_path / "G" / "model.safetensors", tmp_path / "G" / "config.json"]:
         assert stat.S_IMODE(os.stat(f).st_mode) == 0o644, f
+
+
+def test_resumed_fused_adam_on_channels_last_weights_steps_as_uninterrupted(tmp_path):
+    # The state file holds contiguous tensors; fused Adam pairs a parameter with its moments as flat
+    # memory, so load_state must give the moments the parameters' NHWC layout back.
+    from condgen.pix2pix import Discriminator
+
+    def make():
+        torch.manual_seed(0)
+        D = Discriminator(ndf=4).to(memory_format=torch.channels_last)
+        return D, torch.optim.Adam(D.parameters(), lr=1e-2, betas=(0.5, 0.999), fused=True)
+
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+
+    def step(D, opt, i):
+        opt.zero_grad()
+        D(x * i, x).square().mean().backward()
+        opt.step()
+
+    D, opt = make()
+    for i in (1, 2):
+        step(D, opt, i)
+    D1, opt1 = make()
+    step(D1, opt1, 1)
+    save_state(tmp_path / "s.safetensors", {"D": D1}, {"opt": opt1})
+    D2, opt2 = make()
+    load_state(tmp_path / "s.safetensors", {"D": D2}, {"opt": opt2})
+    assert all(st["exp_avg"].stride() == p.stride() for p, st in opt2.state.items())
+    step(D2, opt2, 2)
+    assert all(torch.equal(a, b) for a, b in zip(D.state_dict().values(), D2.state_dict().values()))
