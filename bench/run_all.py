@@ -53,15 +53,20 @@ VARIANTS = ["fp32 eager (plain)", "ours", "ours, contiguous", "ours + bf16 autoc
 TARGETS = {"pix2pix_step_speedup": (">=", 1.6), "unet_infer_ms": ("<=", 40.0), "mnist_cgan_epoch_s": ("<=", 7.5)}
 
 
-def median_time(fn, repeats, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
+def medians_in_turns(fns, repeats, warmup=1):
+    """Median seconds of each function, the functions taking turns (one call each per round): this
+    machine's speed drifts by 10-20% over a minute, and timing each in its own block would pass the
+    drift off as a speed-up."""
+    for fn in fns.values():
+        for _ in range(warmup):  # oneDNN picks and caches its kernels on first use
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def matmul_peak(n=2048):
@@ -69,7 +74,7 @@ def matmul_peak(n=2048):
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        out[name] = 2 * n**3 / median_time(lambda: a @ b, 5) / 1e9
+        out[name] = 2 * n**3 / medians_in_turns({name: lambda: a @ b}, 5)[name] / 1e9
     return out
 
 
@@ -128,30 +133,35 @@ def pix2pix_variants(folder, args):
     plain_loader = torch.utils.data.DataLoader(JpegPairs(folder), batch_size=4, shuffle=True, drop_last=True)
     memory = PairDataset(folder, augment="paper")
     fast_loader = torch.utils.data.DataLoader(memory, batch_size=4, shuffle=True, drop_last=True)
-    results = {}
-    for name in VARIANTS:
-        torch.manual_seed(0)
-        G, D = UNetGenerator(ngf=args.ngf), Discriminator(ndf=args.ngf)
-        nhwc = name in ("ours", "ours + bf16 autocast")  # what train_pix2pix.py does by default (--channels-last)
-        if nhwc:
-            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-        fused = name != "fp32 eager (plain)"
-        opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
-        opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
-        batches = iter(_forever(plain_loader if name == "fp32 eager (plain)" else fast_loader))
-        amp = torch.bfloat16 if name == "ours + bf16 autocast" else None
-
-        def step():
-            x, y = next(batches)
-            if name == "fp32 eager (plain)":
-                return plain_pix2pix_step(G, D, opt_G, opt_D, x, y)
-            if nhwc:
-                x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-            return pix2pix_step(G, D, opt_G, opt_D, x, y, 100.0, False, amp)
-
-        results[name] = median_time(step, args.repeats)
-        print(f"  pix2pix {name:20s} {results[name]:.3f} s/step", flush=True)
+    steps = {name: pix2pix_step_fn(name, plain_loader if name == "fp32 eager (plain)" else fast_loader, args) for name in VARIANTS}
+    results = medians_in_turns(steps, args.repeats)
+    for name, t in results.items():
+        print(f"  pix2pix {name:20s} {t:.3f} s/step", flush=True)
     return results
+
+
+def pix2pix_step_fn(name, loader, args):
+    """One training step of variant `name`, as a function of nothing."""
+    torch.manual_seed(0)
+    G, D = UNetGenerator(ngf=args.ngf), Discriminator(ndf=args.ngf)
+    nhwc = name in ("ours", "ours + bf16 autocast")  # what train_pix2pix.py does by default (--channels-last)
+    if nhwc:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    fused = name != "fp32 eager (plain)"
+    opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
+    opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
+    batches = iter(_forever(loader))
+    amp = torch.bfloat16 if name == "ours + bf16 autocast" else None
+
+    def step():
+        x, y = next(batches)
+        if name == "fp32 eager (plain)":
+            return plain_pix2pix_step(G, D, opt_G, opt_D, x, y)
+        if nhwc:
+            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        return pix2pix_step(G, D, opt_G, opt_D, x, y, 100.0, False, amp)
+
+    return step
 
 
 def _forever(loader):
@@ -170,10 +180,19 @@ def unet_inference(args):
     x_cl = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         ref = G(x)
-        eager = median_time(lambda: G(x), args.repeats * 10, warmup=3)
+
+    def eager_fn():
+        with torch.no_grad():
+            G(x)
+
+    def ours_fn():
+        with torch.inference_mode():
+            fast(x_cl)
+
     with torch.inference_mode():
         diff = (fast(x_cl) - ref).abs().max().item()
-        ours = median_time(lambda: fast(x_cl), args.repeats * 10, warmup=3)
+    times = medians_in_turns({"eager": eager_fn, "ours": ours_fn}, args.repeats * 10, warmup=3)
+    eager, ours = times["eager"], times["ours"]
     return dict(source=str(bundled) if have else "random ngf=16", eager_ms=eager * 1e3, ours_ms=ours * 1e3, max_abs_diff=diff)
 
 
@@ -297,7 +316,7 @@ def main():
     p.add_argument("--data-dir", default="data/mnist", help="torchvision MNIST root (writable)")
     p.add_argument("--pix2pix-data", default="data/sketch2pokemon-train", help="pairs for the pix2pix memory figure (synthetic if absent)")
     p.add_argument("--ngf", type=int, default=64, help="pix2pix width for the training step (64: the paper's)")
-    p.add_argument("--repeats", type=int, default=5, help="timed pix2pix steps per variant (median); inference: 10x")
+    p.add_argument("--repeats", type=int, default=9, help="timed pix2pix steps per variant, taken in turns (median); inference: 10x")
     p.add_argument("--subset", type=int, default=0, help="MNIST images per epoch (0: all 60k)")
     p.add_argument("--quick", action="store_true", help="ngf 16, 2 repeats, 6400 MNIST images: checks the script, not the machine")
     args = p.parse_args()
