@@ -65,7 +65,7 @@ class Maxout(nn.Module):
 
 class Dropout(nn.Dropout):
     """nn.Dropout with its keep mask drawn as `rand >= p`: the same Bernoulli(1 - p) mask and
-    1 / (1 - p) scaling, from a cheaper draw. On CPU torch's bernoulli_ takes ~3x as long as rand,
+    1 / (1 - p) scaling, from a cheaper draw. On CPU torch's bernoulli_ takes ~4x as long as rand,
     and the Maxout D's dropout masks were ~8% of a cGAN training step. Elsewhere: F.dropout."""
 
     def forward(self, x):
