@@ -1,6 +1,7 @@
-"""Image metrics for sketch -> color: L1, PSNR, SSIM and a colorfulness ratio.
+"""Image metrics for sketch -> color: L1, PSNR, SSIM, colorfulness, and three that see what a
+person sees: chroma-TV ratio (speckle), outline ratio (kept lines) and blur-L1 (region colors).
 
-    python -m condgen.metrics --pairs ../shared/data/pokemon/sketch2pokemon-val --weights weights/pix2pix-unet
+    python -m condgen.metrics --pairs ../shared/data/pokemon/sketch2pokemon-val --weights weights/pix2pix-unet --sheet runs/sheet.png
 
 Tensors come in the generator's range [-1, 1] and every metric is computed on [0, 1] (the usual
 image scale; L1 on [0, 1] is half the L1 on [-1, 1]). On the 24 real Sketch2Pokemon pairs the
@@ -13,6 +14,17 @@ colorizer must beat.
   rg = R - G and yb = (R + G)/2 - B on 0..255, M = sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mu_rg^2 + mu_yb^2).
   The ratio is the predictions' mean M over the truths' mean M: an L1-only model, which hedges
   toward gray-brown averages, scores well below 1 (Isola et al. 2017, Sec. 4.2 and Fig. 7).
+
+L1 and colorfulness both score speckle (rainbow noise inside a region) as color. Three more, per
+pair and then the median over pairs:
+- chroma-TV ratio: TV(pred) / TV(truth), where TV is the mean absolute vertical plus horizontal
+  difference of the opponent-chroma channels r - g and (r + g)/2 - b. Art is flat regions with
+  sharp borders: 1. Speckle is far above 1; gray or blurred output far below.
+- outline ratio: mean darkness 1 - lum of the prediction over the sketch's ink pixels (lum < 0.5)
+  over that of the truth, lum = 0.299 r + 0.587 g + 0.114 b: 1 when the lines stay as dark as in
+  the art, 0 when they are painted over.
+- blur-L1: L1 after a Gaussian blur (sigma 4 px) of both images: region colors, not detail.
+`--sheet` writes a contact sheet, sketch | each model | truth per pair: look at it after every run.
 """
 
 import argparse
@@ -66,13 +78,54 @@ def colorfulness(img):
     return std + 0.3 * mean
 
 
-def scores(pred, target):
-    """Mean metrics over a batch of images in [-1, 1]: dict of floats for the log and the cards."""
+def luminance(img):
+    """Rec. 601 luma [N, H, W] on [0, 1] of RGB images in [-1, 1]."""
+    r, g, b = _unit(img).unbind(1)
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def chroma_tv(img):
+    """Total variation per image [N] of the opponent-chroma channels r - g and (r + g)/2 - b on
+    [0, 1]: mean |vertical difference| + mean |horizontal difference|. Luminance edges (the lines)
+    do not count; color changes do."""
+    r, g, b = _unit(img).unbind(1)
+    c = torch.stack([r - g, 0.5 * (r + g) - b], dim=1)  # (N, 2, H, W)
+    return (c.diff(dim=2).abs().flatten(1).mean(1) + c.diff(dim=3).abs().flatten(1).mean(1))
+
+
+def outline_ratio(pred, target, sketch):
+    """Per image [N]: how dark the prediction keeps the sketch's lines, against the truth. NaN for
+    a sketch without ink."""
+    ink = (luminance(sketch) < 0.5).float()  # (N, H, W)
+    count = ink.flatten(1).sum(1)
+
+    def darkness(img):
+        return ((1 - luminance(img)) * ink).flatten(1).sum(1) / count
+
+    return darkness(pred) / darkness(target).clamp_min(1e-6)
+
+
+def blur_l1(pred, target, sigma=4.0):
+    """L1 per image [N] on [0, 1] after a Gaussian blur of both: the colors of regions."""
+    from .sketchify import gaussian_blur
+
+    return (gaussian_blur(_unit(pred), sigma) - gaussian_blur(_unit(target), sigma)).abs().flatten(1).mean(1)
+
+
+def scores(pred, target, sketch):
+    """Metrics over a batch of images in [-1, 1], the sketches they were made from beside them:
+    dict of floats for the log and the cards. L1, PSNR, SSIM: means over images; colorfulness:
+    the ratio of means; the three below the line: medians over images (one flat image's TV near 0
+    would otherwise decide a mean of ratios)."""
+    pred, target, sketch = pred.float(), target.float(), sketch.float()
     return dict(
         L1=l1(pred, target).mean().item(),
         PSNR=psnr(pred, target).mean().item(),
         SSIM=ssim(pred, target).mean().item(),
         colorfulness_ratio=(colorfulness(pred).mean() / colorfulness(target).mean().clamp_min(1e-6)).item(),
+        chroma_tv_ratio=(chroma_tv(pred) / chroma_tv(target).clamp_min(1e-6)).median().item(),
+        outline_ratio=outline_ratio(pred, target, sketch).nanmedian().item(),
+        blur_L1=blur_l1(pred, target).median().item(),
     )
 
 
@@ -93,20 +146,56 @@ def predict(G, x, batch_size=8, stochastic=False):
 
 def evaluate(G, x, y, stochastic=False):
     """Scores of G on pairs x -> y (tensors in [-1, 1])."""
-    return scores(predict(G, x, stochastic=stochastic), y)
+    return scores(predict(G, x, stochastic=stochastic), y, x)
 
 
 def baselines(x, y):
     """What trivial colorizers score: the sketch itself, and an all-white image."""
-    return {"sketch as output": scores(x, y), "white image": scores(torch.ones_like(y), y)}
+    return {"sketch as output": scores(x, y, x), "white image": scores(torch.ones_like(y), y, x)}
+
+
+COLUMNS = [("L1", "L1", ".3f"), ("PSNR", "PSNR", ".2f"), ("SSIM", "SSIM", ".3f"), ("colorfulness ratio", "colorfulness_ratio", ".2f"),
+           ("blur-L1", "blur_L1", ".3f"), ("chroma-TV ratio", "chroma_tv_ratio", ".2f"), ("outline ratio", "outline_ratio", ".2f")]
 
 
 def table(rows):
-    """Markdown table of {name: scores}."""
-    lines = ["| model | L1 | PSNR | SSIM | colorfulness ratio |", "|---|---|---|---|---|"]
+    """Markdown table of {name: scores}; scores from older logs may lack the newer columns."""
+    lines = ["| model | " + " | ".join(c for c, _, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, s in rows.items():
-        lines.append(f"| {name} | {s['L1']:.3f} | {s['PSNR']:.2f} | {s['SSIM']:.3f} | {s['colorfulness_ratio']:.2f} |")
+        cells = [format(s[k], f) if k in s else "" for _, k, f in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def contact_sheet(x, outputs, y, path, cell=128, groups=2):
+    """PNG of sketch | each output | truth, one pair per row, the pairs split into `groups` side by
+    side; a header names the columns. x, y and outputs' values: [N, 3, H, W] in [-1, 1]."""
+    from PIL import Image, ImageDraw
+
+    from .checkpoint import atomic_write
+
+    columns = {"sketch": x, **outputs, "truth": y}
+    n, k = len(x), len(columns)
+    rows = -(-n // groups)
+    header = 16
+    sheet = Image.new("RGB", (groups * k * cell + (groups - 1) * 8, header + rows * cell), "white")
+    draw = ImageDraw.Draw(sheet)
+    for g in range(groups):
+        for j, name in enumerate(columns):
+            draw.text((g * (k * cell + 8) + j * cell + 3, 2), name[: cell // 6], fill="black")
+    for i in range(n):
+        g, r = divmod(i, rows)
+        for j, t in enumerate(columns.values()):
+            img = (_unit(t[i]).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+            tile = Image.fromarray(img).resize((cell, cell), Image.BILINEAR)
+            sheet.paste(tile, (g * (k * cell + 8) + j * cell, header + r * cell))
+    atomic_write(path, lambda tmp: sheet.save(tmp, format="png"))
+
+
+def _short_name(weights):
+    """'runs/unet32/generator' -> 'unet32': a column header that tells the models apart."""
+    parts = [p for p in str(weights).rstrip("/").split("/") if p]
+    return parts[-2] if len(parts) > 1 and parts[-1] in ("generator", "discriminator") else parts[-1]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -119,6 +208,7 @@ def main(argv=None):
     p.add_argument("--weights", nargs="*", default=[], help="generator folders, training run folders or Hub ids to score (none: baselines only)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
     p.add_argument("--seed", type=int, default=0, help="seed for --stochastic dropout")
+    p.add_argument("--sheet", default=None, help="write a contact sheet PNG here: sketch | each model | truth per pair")
     args = p.parse_args(argv)
 
     from .data import load_pairs, to_unit
@@ -130,16 +220,20 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     x, y = to_unit(x), to_unit(y)
-    rows = baselines(x, y)
+    rows, outputs = baselines(x, y), {}
     for w in args.weights:
         try:
             G = load_generator(w)
         except (CheckpointError, OSError) as e:
             sys.exit(f"error: {e}")
         torch.manual_seed(args.seed)
-        rows[f"{type(G).__name__} {w}"] = evaluate(G, x, y, args.stochastic)
+        outputs[w] = predict(G, x, stochastic=args.stochastic)
+        rows[f"{type(G).__name__} {w}"] = scores(outputs[w], y, x)
     print(f"{len(x)} pairs from {args.pairs}" + (" (stochastic: dropout on)" if args.stochastic else ""))
     print(table(rows))
+    if args.sheet:
+        contact_sheet(x, {_short_name(w): o for w, o in outputs.items()}, y, args.sheet)
+        print(f"contact sheet: {args.sheet}")
     return rows
 
 

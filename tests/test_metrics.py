@@ -1,0 +1,70 @@
+"""The metrics that see what a person sees (issue 14), each on a synthetic case with a known answer."""
+
+import torch
+from PIL import Image
+
+from condgen.metrics import blur_l1, chroma_tv, contact_sheet, l1, outline_ratio, scores
+
+
+def _art():
+    """A flat-color 'artwork' in [-1, 1]: white paper, a red disc and a blue square, black outlines;
+    and its sketch: the outlines alone, black on white."""
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    img = torch.ones(3, 128, 128)
+    disc = (yy - 40) ** 2 + (xx - 40) ** 2 < 25**2
+    square = (yy > 70) & (yy < 115) & (xx > 60) & (xx < 110)
+    img[:, disc] = torch.tensor([1.0, -1.0, -1.0])[:, None]
+    img[:, square] = torch.tensor([-1.0, -1.0, 1.0])[:, None]
+    ring = ((yy - 40) ** 2 + (xx - 40) ** 2 - 25**2).abs() < 60
+    frame = square & ~((yy > 72) & (yy < 113) & (xx > 62) & (xx < 108))
+    lines = ring | frame
+    img[:, lines] = -1.0
+    sketch = torch.ones(3, 128, 128)
+    sketch[:, lines] = -1.0
+    return img[None], sketch[None], lines
+
+
+def test_chroma_tv_counts_color_changes_not_lines():
+    art, sketch, _ = _art()
+    assert chroma_tv(sketch).item() == 0  # black lines on white: no chroma at all
+    assert chroma_tv(art).item() > 0
+    torch.manual_seed(0)
+    speckled = (art + 0.3 * torch.randn_like(art)).clamp(-1, 1)  # rainbow noise inside every region
+    assert chroma_tv(speckled).item() > 3 * chroma_tv(art).item()
+    s = scores(speckled, art, sketch)
+    assert s["chroma_tv_ratio"] > 3
+    assert scores(art, art, sketch)["chroma_tv_ratio"] == 1
+    # L1 and colorfulness do not see it the same way: they are what the issue found wanting
+    assert s["L1"] < 0.15
+
+
+def test_outline_ratio_drops_when_lines_are_painted_over():
+    art, sketch, lines = _art()
+    assert outline_ratio(art, art, sketch).item() == 1
+    erased = art.clone()
+    erased[:, :, lines] = 1.0  # lines painted white
+    assert outline_ratio(erased, art, sketch).item() < 0.05
+    half = art.clone()
+    half[:, :, lines] = 0.0  # gray lines: half as dark as black ones
+    assert abs(outline_ratio(half, art, sketch).item() - 0.5) < 0.01
+    # a sketch without ink has no outline to keep
+    assert torch.isnan(outline_ratio(art, art, torch.ones_like(sketch))).all()
+
+
+def test_blur_l1_sees_region_colors_not_detail():
+    gray = torch.zeros(1, 3, 128, 128)
+    checker = (torch.arange(128)[:, None] + torch.arange(128)[None, :]) % 2 * 2 - 1.0  # +-1, 1-px
+    detail = gray + 0.5 * checker  # fine texture changed, every region's mean color kept
+    recolored = gray.clone()
+    recolored[:, 0, 32:96, 32:96] = 0.5  # one region's color changed
+    assert blur_l1(detail, gray).item() < 0.05 * l1(detail, gray).item()
+    assert blur_l1(recolored, gray).item() > 0.7 * l1(recolored, gray).item()
+
+
+def test_contact_sheet_has_a_column_per_model(tmp_path):
+    art, sketch, _ = _art()
+    x = torch.nn.functional.interpolate(sketch, size=256).repeat(3, 1, 1, 1)
+    y = torch.nn.functional.interpolate(art, size=256).repeat(3, 1, 1, 1)
+    contact_sheet(x, {"a": y, "b": -y}, y, tmp_path / "sheet.png", cell=64, groups=2)
+    sheet = Image.open(tmp_path / "sheet.png")
+    assert sheet.size == (2 * 4 * 64 + 8, 16 + 2 * 64)  # 2 groups of sketch|a|b|truth, 2 rows of 3 pairs
