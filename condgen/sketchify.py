@@ -1,6 +1,6 @@
 """Turn color artwork into Sketch2Pokemon-style training pairs: a line sketch beside its color image.
 
-    python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train
+    python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train --method all
     python -m condgen.sketchify --compare ../shared/data/pokemon/sketch2pokemon-val data/sketch2pokemon-train
 
 Each output is a 512x256 JPG, sketch on the left, color on the right (the layout of
@@ -12,6 +12,9 @@ into single center lines, which are drawn about 2 px wide with a per-image ink s
 jitter: hand-drawn lines vary too). The other method, XDoG (Winnemoeller et al. 2012, "XDoG: An
 eXtended difference-of-Gaussians compendium"), fills dark regions with ink, which the real
 sketches do not; `--method xdog` keeps it for comparison.
+`--method all` writes several renderings of every image, one folder each (OUT/canny, OUT/detail,
+OUT/bold, OUT/wobbly; see RENDERINGS): training draws one of them per image and epoch
+(condgen.data.PairDataset), so the model learns lines-to-regions rather than one renderer's quirks.
 `--compare REAL OURS` prints ink fraction and line width of two pair folders and writes a
 side-by-side PNG. Sketchifying the color halves of the 24 real Sketch2Pokemon pairs gives ink
 fraction 0.062 and line width 2.13 px against the real sketches' 0.071 and 2.08 px (XDoG: 0.081,
@@ -30,6 +33,20 @@ from PIL import Image
 
 SIZE = 256
 
+# Renderings of one color image as a sketch. One Canny setting gives one kind of sketch, but users
+# bring others: real Sketch2Pokemon sketches have more interior detail lines and wobble off the
+# color's outlines (they were drawn by a sketch model, not traced), and browser drawings are uniform
+# pen strokes of the main shapes. low/high: Canny's hysteresis thresholds (lower: more lines);
+# gain: range of the ink gain on soft ~2-px lines (thickness jitter), or pen: a uniform stroke
+# width in px; wobble: amplitude in px of a smooth random displacement of the lines.
+RENDERINGS = {
+    "canny": dict(low=0.03, high=0.08, gain=(1.5, 2.1)),
+    "detail": dict(low=0.015, high=0.04, gain=(1.2, 1.7)),
+    "bold": dict(low=0.05, high=0.14, pen=3),
+    "wobbly": dict(low=0.03, high=0.08, gain=(1.6, 2.3), wobble=2.0),
+}
+METHODS = [*RENDERINGS, "xdog"]
+
 
 def square_on_white(img, size=SIZE):
     """Any PIL image -> RGB size x size: transparency composited on white, padded to a square with
@@ -44,7 +61,7 @@ def square_on_white(img, size=SIZE):
     return canvas.resize((size, size), Image.LANCZOS)
 
 
-def _gaussian(t, sigma):
+def gaussian_blur(t, sigma):
     """Blur [N, C, H, W] with a separable Gaussian, replicate padding (no dark frame at borders)."""
     r = max(1, int(3 * sigma + 0.5))
     g = torch.exp(-(torch.arange(-r, r + 1, dtype=t.dtype) ** 2) / (2 * sigma**2))
@@ -73,7 +90,7 @@ def _dilate(mask, diameter):
 def canny(rgb, sigma=1.0, low=0.03, high=0.08):
     """Binary edges [H, W] of an RGB tensor [3, H, W] in [0, 1]: color gradient (the channel with
     the largest Sobel magnitude), non-maximum suppression to 1-px lines, hysteresis thresholds."""
-    x = _gaussian(rgb[None], sigma)  # (1, 3, H, W)
+    x = gaussian_blur(rgb[None], sigma)  # (1, 3, H, W)
     sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
     k = torch.stack([sobel, sobel.T])[:, None]  # (2, 1, 3, 3): d/dx, d/dy
     g = F.conv2d(F.pad(x.transpose(0, 1), (1, 1, 1, 1), mode="replicate"), k)  # (3, 2, H, W)
@@ -141,7 +158,7 @@ def thin(mask, max_iter=100):
 def xdog(rgb, sigma=0.8, k=1.6, p=20.0, eps=0.3, phi=10.0):
     """XDoG line drawing [H, W] in [0, 1] (1 = paper) of an RGB tensor [3, H, W] in [0, 1]."""
     gray = (rgb * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0)[None, None]
-    d = (1 + p) * _gaussian(gray, sigma) - p * _gaussian(gray, sigma * k)
+    d = (1 + p) * gaussian_blur(gray, sigma) - p * gaussian_blur(gray, sigma * k)
     out = torch.where(d >= eps, torch.ones_like(d), 1 + torch.tanh(phi * (d - eps)))
     return out[0, 0].clamp(0, 1)
 
@@ -149,8 +166,9 @@ def xdog(rgb, sigma=0.8, k=1.6, p=20.0, eps=0.3, phi=10.0):
 def sketch(color, method="canny", thickness=None, seed=0):
     """Color PIL image (already square) -> grayscale sketch PIL image of the same size.
 
-    thickness: ink gain on the blurred 1-px center lines, 1.5 (thin) .. 2.5 (bold); None draws it
-    uniformly from [1.5, 2.1] with `seed` (thickness jitter).
+    method: a name in RENDERINGS, or "xdog". thickness: ink gain on the blurred 1-px center lines,
+    1.5 (thin) .. 2.5 (bold); None draws it from the rendering's range with `seed` (thickness
+    jitter), which also seeds the wobble.
     """
     rgb = torch.from_numpy(np.asarray(color.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
     threads = torch.get_num_threads()
@@ -166,18 +184,33 @@ def sketch(color, method="canny", thickness=None, seed=0):
 
 def _paper(rgb, method, thickness, seed):
     if method == "xdog":
-        paper = xdog(rgb)
-    elif method == "canny":
-        thickness = thickness or float(np.random.default_rng(seed).uniform(1.5, 2.1))
-        edges = canny(rgb)[None, None]
-        # The artwork's own outlines are 1-3 px wide and give two Canny edges, one on each side: a
-        # closing (dilate, then erode) merges the pair and thinning keeps its center line.
-        lines = thin(_erode(_dilate(edges, 4), 4)[0, 0])[None, None]
-        ink = (thickness * _gaussian(lines, 0.8)).clamp(0, 1)  # ~2 px wide, soft edges, as ink
-        paper = 1 - ink[0, 0]
+        return xdog(rgb)
+    if method not in RENDERINGS:
+        raise ValueError(f"unknown sketch method {method!r}; expected one of {', '.join(METHODS)}")
+    r, rng = RENDERINGS[method], np.random.default_rng(seed)
+    edges = canny(rgb, low=r["low"], high=r["high"])[None, None]
+    # The artwork's own outlines are 1-3 px wide and give two Canny edges, one on each side: a
+    # closing (dilate, then erode) merges the pair and thinning keeps its center line.
+    lines = thin(_erode(_dilate(edges, 4), 4)[0, 0])[None, None]  # (1, 1, H, W), 1-px lines
+    if "pen" in r:
+        ink = _dilate(lines, r["pen"])  # a uniform hard stroke, as a mouse or pen tool draws
     else:
-        raise ValueError(f"unknown sketch method {method!r}; expected canny or xdog")
-    return paper
+        gain = thickness or float(rng.uniform(*r["gain"]))
+        ink = (gain * gaussian_blur(lines, 0.8)).clamp(0, 1)  # ~2 px wide, soft edges, as ink
+    if r.get("wobble"):
+        ink = _wobble(ink, r["wobble"], rng)
+    return 1 - ink[0, 0]
+
+
+def _wobble(ink, amplitude, rng):
+    """Displace [1, 1, H, W] by a smooth random field (a 6x6 grid of offsets, bicubic in between):
+    lines drift up to ~amplitude px off the color's borders, as in a hand-drawn sketch."""
+    h, w = ink.shape[-2:]
+    field = torch.from_numpy(rng.normal(0, amplitude / 2, (1, 2, 6, 6)).astype(np.float32))
+    field = F.interpolate(field, size=(h, w), mode="bicubic", align_corners=True)  # (1, 2, H, W) in px
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    grid = torch.stack([xx + field[0, 0] * 2 / w, yy + field[0, 1] * 2 / h], dim=-1)[None]  # px -> [-1, 1]
+    return F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def make_pair(img, method="canny", seed=0):
@@ -235,12 +268,29 @@ def compare(real_dir, ours_dir, out_png=None, n=6):
     return result
 
 
+def _convert(job):
+    """One image -> one pair file (a worker's task). Returns an error message or None."""
+    f, out_file, method, base_seed = job
+    try:
+        with Image.open(f) as im:
+            im.load()
+            # per-file seed: the same image always gets the same lines, whatever the order or worker
+            seed = int.from_bytes(hashlib.sha256(f"{base_seed}/{f.name}".encode()).digest()[:4], "little")
+            pair = make_pair(im, method, seed)
+    except OSError as e:
+        return f"{f}: not a readable image ({e})"
+    pair.save(out_file, quality=95)
+    return None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="folder of color images (with --compare: the real pairs)")
     p.add_argument("out", help="output folder for 512x256 pairs (with --compare: our pairs)")
-    p.add_argument("--method", choices=["canny", "xdog"], default="canny", help="line extraction (default canny)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the per-image line thickness (default 0)")
+    p.add_argument("--method", choices=[*METHODS, "all"], default="canny",
+                   help="line extraction (default canny); all: every rendering in RENDERINGS, one subfolder of OUT each")
+    p.add_argument("--seed", type=int, default=0, help="seed for the per-image line thickness and wobble (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="processes converting in parallel (default 1)")
     p.add_argument("--compare", action="store_true", help="compare two pair folders instead of converting")
     p.add_argument("--sheet", default="runs/sketchify/compare.png", help="side-by-side PNG written by --compare")
     args = p.parse_args(argv)
@@ -255,18 +305,22 @@ def main(argv=None):
     files = sorted(f for f in src.iterdir() if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp"}) if src.is_dir() else []
     if not files:
         sys.exit(f"error: no images in {src}")
-    out.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                # per-file seed: the same image always gets the same line thickness, whatever the order
-                seed = int.from_bytes(hashlib.sha256(f"{args.seed}/{f.name}".encode()).digest()[:4], "little")
-                pair = make_pair(im, args.method, seed)
-        except OSError as e:
-            sys.exit(f"error: {f}: not a readable image ({e})")
-        pair.save(out / f"{f.stem}.jpg", quality=95)
-    print(f"wrote {len(files)} pairs to {out}")
+    folders = {m: out / m for m in RENDERINGS} if args.method == "all" else {args.method: out}
+    jobs = []
+    for method, folder in folders.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        jobs += [(f, folder / f"{f.stem}.jpg", method, args.seed) for f in files]
+    if args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers) as pool:
+            errors = list(pool.map(_convert, jobs, chunksize=16))
+    else:
+        errors = map(_convert, jobs)
+    for error in errors:
+        if error:
+            sys.exit(f"error: {error}")
+    print(f"wrote {len(files)} pairs to " + ", ".join(str(f) for f in folders.values()))
     return len(files)
 
 

@@ -94,3 +94,23 @@ def test_cli_converts_a_folder(tmp_path):
         main([str(src), str(tmp_path / "pairs2")])
     with pytest.raises(SystemExit, match="no images"):
         main([str(tmp_path / "missing"), str(tmp_path / "pairs3")])
+
+
+def test_renderings_differ_and_all_writes_one_folder_each(tmp_path):
+    from condgen.sketchify import RENDERINGS, sketch
+
+    art = make_pair(_artwork()).crop((256, 0, 512, 256))
+    inks = {m: (np.asarray(sketch(art, m, seed=1)) < 128) for m in RENDERINGS}
+    assert all(ink.mean() > 0.005 for ink in inks.values())  # every rendering draws lines
+    same_width = {m: (np.asarray(sketch(art, m, thickness=2.0)) < 128).sum() for m in ("canny", "detail")}
+    assert same_width["detail"] >= same_width["canny"]  # lower thresholds: at least as many lines
+    assert not np.array_equal(inks["wobbly"], inks["canny"])  # displaced lines
+    bold = np.asarray(sketch(art, "bold", seed=1))
+    assert set(np.unique(bold)) <= {0, 255}  # a uniform hard pen stroke, no soft edges
+    src = tmp_path / "color"
+    src.mkdir()
+    _artwork().save(src / "a.png")
+    main([str(src), str(tmp_path / "pairs"), "--method", "all"])
+    assert sorted(p.name for p in (tmp_path / "pairs").iterdir()) == sorted(RENDERINGS)
+    x, y = load_pairs(tmp_path / "pairs" / "bold")
+    assert x.shape == (1, 3, 256, 256)
