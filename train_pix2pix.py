@@ -1,6 +1,6 @@
 """Train Pix2Pix (Isola et al. 2017, https://arxiv.org/abs/1611.07004) on sketch -> color pairs.
 
-    python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train
+    python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train --method all
     python train_pix2pix.py --generator unet --data data/sketch2pokemon-train --out runs/pix2pix-unet
 
 One plain loop: D step, then G step, on the paper's objective (Eq. 4)
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from condgen import distributed
 from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state, set_rng_states
-from condgen.data import PairDataset, load_pairs, shuffled_batches, to_unit
+from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_unit
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
 
@@ -48,7 +48,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     # data
-    p.add_argument("--data", default="data/sketch2pokemon-train", help="training pairs: 512x256 images (sketch left, color right) or A/ and B/ folders")
+    p.add_argument("--data", default="data/sketch2pokemon-train", help="training pairs: 512x256 images (sketch left, color right), A/ and B/ folders, "
+                   "or a folder of such folders, one rendering of the sketches each (condgen.sketchify --method all): one is drawn per image and step")
     p.add_argument("--val", default=str(DEFAULT_VAL), help="validation pairs, same layouts ('none': no validation)")
     p.add_argument("--augment", choices=["tutorial", "paper", "none"], default="tutorial", help="joint augmentation of sketch and color (see condgen.data.pair_augmentation)")
     p.add_argument("--subset", type=int, default=0, help="train on the first N pairs only (0: all); for smoke tests")
@@ -56,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--generator", choices=list(GENERATORS), default="unet", help="U-Net (skips) or the paper's encoder-decoder baseline")
     p.add_argument("--ngf", type=int, default=64, help="generator width: filters of its first layer (paper: 64)")
     p.add_argument("--ndf", type=int, default=64, help="discriminator width (paper: 64)")
+    p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
+                   help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 convolution (Odena et al. 2016, no checkerboard)")
     # optimization
     p.add_argument("--epochs", type=int, default=128, help="total epochs (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, default=4, help="pairs per step and process; under torchrun the global batch is batch-size x world size (paper: 1)")
@@ -64,6 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
     p.add_argument("--lr-decay-epochs", type=int, default=0, help="decay lr linearly to 0 over the last N epochs (paper: 100 of 200)")
     p.add_argument("--l1-only", action="store_true", help="the paper's ablation: L1 loss alone, no discriminator")
+    p.add_argument("--ema", type=float, default=0.0, help="publish an exponential moving average of G's weights with this decay, BatchNorm statistics re-estimated (0: the raw G, as the paper)")
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16 autocast for forward passes (slower on CPUs without AVX512-BF16/AMX)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="batches and weights in NHWC memory layout, which oneDNN's convolutions run faster on CPU (bench/run_all.py); same math")
@@ -72,15 +76,20 @@ def parse_args(argv=None):
     # output / hub
     p.add_argument("--out", default=None, help="output folder (default runs/pix2pix-<generator>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="start from the published weights of a run (RUN/generator, e.g. trained elsewhere, and RUN/discriminator unless --ndf differs: then D starts fresh) with fresh Adam moments, instead of the paper's random init")
     p.add_argument("--val-rows", type=int, default=6, help="pairs shown in each epoch's validation grid")
+    p.add_argument("--save-every", type=int, default=1, help="write the models and the resume state every N epochs (and after the last)")
     p.add_argument("--weights-dtype", choices=["fp32", "fp16"], default="fp32", help="dtype of the published generator/ and discriminator/ weights (training state stays fp32)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload generator/ to REPO_ID and discriminator/ to REPO_ID-discriminator when done")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "ngf", "ndf"):
+    for name in ("epochs", "batch_size", "ngf", "ndf", "save_every"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.subset and args.subset < args.batch_size:
         p.error(f"--subset {args.subset} is smaller than --batch-size {args.batch_size}")
+    if not 0 <= args.ema < 1:
+        p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
         p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
     args.out = Path(args.out or f"runs/pix2pix-{args.generator}")
@@ -120,6 +129,22 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
     return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN, loss_G_L1=loss_G_L1).items()}
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(G, batches, count):
+    """Re-estimate G's BatchNorm running statistics as a cumulative average over `count` forward
+    passes in training mode (dropout on, as the raw G's statistics were gathered); G left in eval."""
+    norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    G.train()
+    for _, x in zip(range(count), batches):
+        G(x)
+    for m in norms:
+        m.momentum = 0.1
+    return G.eval()
+
+
 def lr_at(epoch, args):
     """Paper's schedule: constant, then linear decay to 0 over the last --lr-decay-epochs epochs."""
     decay_start = args.epochs - args.lr_decay_epochs
@@ -153,15 +178,22 @@ def main(args):
             x_val, y_val = (to_unit(t) for t in load_pairs(args.val))
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}" + ("" if args.val == "none" else " (--val none trains without validation)"))
+    if device.type == "cuda":
+        data.to(device)  # uint8 pairs on the GPU: batches are cut and jittered there, no host copies
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     if len(data) < args.batch_size * world_size:
         sys.exit(f"error: {args.data} holds {len(data)} pairs, fewer than --batch-size {args.batch_size}" + (f" x {world_size} processes" if world_size > 1 else ""))
 
-    G = GENERATORS[args.generator](ngf=args.ngf).to(device, memory_format=layout)
+    G = GENERATORS[args.generator](ngf=args.ngf, upsample=args.upsample).to(device, memory_format=layout)
     D = Discriminator(ndf=args.ndf).to(device, memory_format=layout)
     # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the
     # bare modules that are validated and saved. BatchNorm stays per rank: each normalizes over its
     # own batch-size pairs, as one process would (SyncBatchNorm would need CUDA and an allreduce per layer).
     G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
+    # G_ema: a running average of G's weights (Yazici et al. 2019, https://arxiv.org/abs/1806.04498),
+    # as the cGAN publishes. The adversarial term keeps G moving from step to step, and its colors
+    # with it; the average sits nearer the centre. Training itself is unchanged.
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if args.ema else None
     fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
@@ -169,9 +201,27 @@ def main(args):
 
     out, state_file = args.out, args.out / "state.safetensors"
     start_epoch, history = 0, []
+    if args.init_from and not args.resume:
+        from condgen.hub import CheckpointError
+
+        try:  # strict loads: the architecture flags must match the run's
+            G.load_state_dict(type(G).from_pretrained(Path(args.init_from) / "generator").state_dict())
+            D_saved = Discriminator.from_pretrained(Path(args.init_from) / "discriminator")
+            if D_saved.net[0][0].out_channels == D.net[0][0].out_channels:  # same ndf
+                D.load_state_dict(D_saved.state_dict())
+        except (CheckpointError, OSError, RuntimeError) as e:
+            sys.exit(f"error: cannot start from {args.init_from}: {e}")
+        if G_ema is not None:
+            G_ema.load_state_dict(G.state_dict())
+        if master_process:
+            fresh = D_saved.net[0][0].out_channels != D.net[0][0].out_channels
+            print(f"initialized G {'' if fresh else 'and D '}from {args.init_from}" + (f" (D fresh: --ndf {args.ndf} differs from the saved one)" if fresh else ""))
     if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
             rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
+            if G_ema is not None:  # a run started without --ema has none: the average starts from G
+                G_ema.load_state_dict(G.state_dict())
+                load_state(state_file, {"G_ema": G_ema}, optional=("G_ema",))
         except (FileNotFoundError, ValueError) as e:
             sys.exit(f"error: cannot resume: {e}")
         if meta["generator"] != args.generator:
@@ -198,8 +248,11 @@ def main(args):
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=not master_process)
         for i, idx in enumerate(bar):
             idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size pairs
-            x, y = (torch.stack(t).to(device, memory_format=layout) for t in zip(*(data[j] for j in idx.tolist())))  # (N, 3, 256, 256) each
+            x, y = data.batch(idx, device, layout)  # (N, 3, 256, 256) each, jittered
             losses = train_step(G_train, D_train, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp)
+            if G_ema is not None:
+                with torch.no_grad():  # one fused kernel for all tensors, not one per parameter
+                    torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1 - args.ema)
             sums += torch.stack([losses[k] for k in names])
             if i % 10 == 0:
                 bar.set_postfix(loss_D=f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']).item():.3f}",
@@ -211,21 +264,31 @@ def main(args):
         if not master_process:  # the rest of the epoch is rank 0's: validation, log, checkpoint
             continue
 
+        save = (epoch + 1) % args.save_every == 0 or epoch + 1 == args.epochs
+        if G_ema is not None and (save or x_val is not None):
+            # BatchNorm statistics that belong to the averaged weights, from fresh training batches
+            # (with the RNG streams forked: the training draws stay what an uninterrupted run draws)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                passes = (data.batch(idx, device, layout)[0] for idx in shuffled_batches(len(data), args.batch_size, torch.Generator().manual_seed(epoch)))
+                recalibrate_batchnorm(G_ema, passes, count=100 // args.batch_size + 1)
+        G_pub = G_ema if G_ema is not None else G
+
         # Validation in eval mode (running BatchNorm statistics, no dropout): what colorize does.
         if x_val is not None:
             with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
-                fake_val = predict(G, x_val)
-            record["val"] = scores(fake_val, y_val)
+                fake_val = predict(G_pub, x_val)
+            record["val"] = scores(fake_val, y_val, x_val)
             grid = val_grid(x_val, fake_val, y_val, args.val_rows)
             atomic_write(out / "val" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
         print(json.dumps(_rounded(record)))
 
-        # The publishable models, the log, then the resume state (written last, so a run killed
-        # mid-save resumes from the previous complete epoch).
-        save_models(G, D, out, args.weights_dtype)
+        # The log; every --save-every epochs the publishable models, then the resume state (written
+        # last, so a run killed mid-save resumes from the previous complete save).
         atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(json.dumps(h) + "\n" for h in history)))
-        meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
-        save_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
+        if save:
+            save_models(G_pub, D, out, args.weights_dtype)
+            meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
+            save_state(state_file, {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
 
     distributed.finish(G, D)
     if not master_process:
@@ -274,6 +337,7 @@ Sketch -> color generator (Isola et al. 2017, https://arxiv.org/abs/1611.07004),
 
 ## Training
 - command: `{cmd}`
+- recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {f"EMA of G (decay {args.ema}) published" if args.ema else "the raw G published"}, lambda_L1 {args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), sketch renderings: {", ".join(f.name for f in rendering_folders(args.data))}
 - epochs: {len(history)}, batch {args.batch_size}{f" x {world_size} processes" if world_size > 1 else ""}, augmentation `{args.augment}`, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
 - final epoch: loss_G_L1 {history[-1]['loss_G_L1']:.3f}, loss_G_GAN {history[-1]['loss_G_GAN']:.3f}, loss_D_real {history[-1]['loss_D_real']:.3f}, loss_D_fake {history[-1]['loss_D_fake']:.3f}
 

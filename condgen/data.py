@@ -137,13 +137,36 @@ def load_pairs(root, size=256):
     return torch.stack(xs), torch.stack(ys)
 
 
+def rendering_folders(root):
+    """The pair folders of a training set: root itself, or, when root holds no images but
+    subfolders of pairs (condgen.sketchify --method all: one rendering of the sketches each, the
+    same file names), each of those."""
+    root = Path(root)
+    if root.is_dir() and not _image_files(root) and not (root / "A").is_dir():
+        subs = sorted(d for d in root.iterdir() if d.is_dir() and _image_files(d))
+        if subs:
+            return subs
+    return [root]
+
+
 class PairDataset(torch.utils.data.Dataset):
-    """In-memory pairs; item i is (x, y), float [3, size, size] in [-1, 1], jointly augmented."""
+    """In-memory pairs; item i is (x, y), float [3, size, size] in [-1, 1], jointly augmented.
+
+    With several renderings (see rendering_folders) x holds every rendering of a sketch,
+    [N, R, 3, size, size], and each draw picks one at random: the model sees each color image
+    with a different kind of sketch from epoch to epoch.
+    """
 
     def __init__(self, root, augment="none", size=256, subset=0):
-        self.x, self.y = load_pairs(root, size)
+        folders = rendering_folders(root)
+        pairs = [load_pairs(f, size) for f in folders]
+        xs, self.y = [x for x, _ in pairs], pairs[0][1]  # the color halves are the same in every folder
+        if any(x.shape != xs[0].shape for x in xs):
+            raise ValueError(f"{root}: the rendering folders {[f.name for f in folders]} hold different numbers of pairs")
+        self.x = torch.stack(xs, dim=1)  # (N, R, 3, H, W) uint8
         if subset:
             self.x, self.y = self.x[:subset], self.y[:subset]
+        self.augment, self.size = augment, size
         self.transform = pair_augmentation(augment, size)
 
     def __len__(self):
@@ -152,10 +175,52 @@ class PairDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         from torchvision import tv_tensors
 
-        x, y = self.transform(tv_tensors.Image(self.x[i]), tv_tensors.Image(self.y[i]))
+        x = self.x[i, torch.randint(self.x.shape[1], ()).item()]
+        x, y = self.transform(tv_tensors.Image(x), tv_tensors.Image(self.y[i]))
         return to_unit(x.as_subclass(torch.Tensor)), to_unit(y.as_subclass(torch.Tensor))
+
+    def to(self, device):
+        """Keep the uint8 pairs on `device` (a GPU): batches are then cut and jittered there."""
+        self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
+
+    def batch(self, idx, device, memory_format=torch.contiguous_format):
+        """(x, y) for the indices idx, float [B, 3, size, size] in [-1, 1] on device.
+
+        The paper's jitter runs on the whole batch at once (one resize, B crops, B flips), on
+        whatever device holds the pairs; the other augmentations go image by image on the CPU.
+        Random numbers come from torch's CPU generator either way, so runs resume exactly.
+        """
+        n = len(idx)
+        pick = torch.randint(self.x.shape[1], (n,))  # one rendering per image
+        x, y = self.x[idx.to(self.x.device), pick.to(self.x.device)], self.y[idx.to(self.y.device)]
+        if self.augment == "paper":
+            x, y = paper_jitter(torch.cat([x, y], dim=1).to(device), self.size).split(3, dim=1)
+        else:
+            x, y = (torch.stack(t) for t in zip(*(self.transform(*_images(a, b)) for a, b in zip(x, y))))
+            x, y = x.to(device), y.to(device)
+        return to_unit(x).contiguous(memory_format=memory_format), to_unit(y).contiguous(memory_format=memory_format)
+
+
+def _images(*tensors):
+    from torchvision import tv_tensors
+
+    return [tv_tensors.Image(t) for t in tensors]
+
+
+def paper_jitter(xy, size=256):
+    """Isola et al. 2017, Sec. 6.2, batched: resize [B, C, size, size] to 286 (for 256), crop a
+    random size x size window per image, mirror half of them. Sketch and color are stacked on C, so
+    they share every random parameter. Returns float on xy's device, still on 0..255."""
+    jitter = round(size * 286 / 256)
+    n = len(xy)
+    big = torch.nn.functional.interpolate(xy.float(), size=(jitter, jitter), mode="bilinear", align_corners=False, antialias=True)
+    offsets = torch.randint(0, jitter - size + 1, (n, 2)).tolist()
+    flips = (torch.rand(n) < 0.5).tolist()
+    crops = [big[i, :, oy : oy + size, ox : ox + size] for i, (oy, ox) in enumerate(offsets)]
+    return torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flips)]).round_().clamp_(0, 255)
 
 
 def to_unit(img):
-    """uint8 [0, 255] -> float [-1, 1], the range of the generator's tanh."""
+    """uint8 (or float) [0, 255] -> float [-1, 1], the range of the generator's tanh."""
     return img.float().div(127.5).sub(1.0)

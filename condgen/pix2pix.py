@@ -14,6 +14,13 @@ this project grew out of:
   and then BCE on probabilities, which saturates (log(0)) and is numerically worse.
 - No BatchNorm on the innermost (1x1) encoder layer, as in the official code: at batch size 1 a
   1x1 map has one value per channel and PyTorch's BatchNorm refuses to normalize it.
+
+A documented variant, not the paper's: `upsample="resize"` replaces each 4x4 stride-2 transposed
+convolution by a nearest-neighbour 2x resize and a 3x3 convolution (Odena et al. 2016,
+"Deconvolution and Checkerboard Artifacts", https://distill.pub/2016/deconv-checkerboard/). Each
+output pixel of a stride-2 transposed convolution is made by one of four interleaved sub-kernels,
+and any mismatch between them shows as a checkerboard that G must learn to cancel; after a resize
+every output pixel sees the same kernel.
 """
 
 import copy
@@ -52,12 +59,29 @@ class EncodeBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+class ResizeConv(nn.Sequential):
+    """Nearest-neighbour 2x upsampling, then a 3x3 convolution: doubles H and W like the paper's
+    ConvTranspose 4x4 stride 2, without its checkerboard (Odena et al. 2016)."""
+
+    def __init__(self, in_channels, out_channels, bias=True):
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias))
+
+
+def up(in_channels, out_channels, upsample="transpose", bias=True):
+    """The decoder's 2x up-convolution: the paper's transposed convolution or a resize-convolution."""
+    if upsample == "transpose":
+        return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)
+    if upsample == "resize":
+        return ResizeConv(in_channels, out_channels, bias)
+    raise ValueError(f"unknown upsample {upsample!r}; expected transpose or resize")
+
+
 class DecodeBlock(nn.Sequential):
     """Ck / CDk in the decoder: ConvTranspose 4x4 stride 2 (doubles H and W) -> BatchNorm ->
     Dropout 0.5 (CDk only: the paper's only source of noise z) -> ReLU."""
 
-    def __init__(self, in_channels, out_channels, dropout=False):
-        layers = [nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False), nn.BatchNorm2d(out_channels)]
+    def __init__(self, in_channels, out_channels, dropout=False, upsample="transpose"):
+        layers = [up(in_channels, out_channels, upsample, bias=False), nn.BatchNorm2d(out_channels)]
         if dropout:
             layers.append(nn.Dropout(0.5))
         layers.append(nn.ReLU())
@@ -83,15 +107,15 @@ def _check_size(x):
 class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
     """x [N, 3, H, W] in [-1, 1] -> y [N, 3, H, W] in [-1, 1] through a 1x1 bottleneck, no skips."""
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose"):
         super().__init__()
         self.encoder = _encoder(in_channels, ngf)
         blocks, c = [], parse(ENCODER, ngf)[-1][0]
         for k, dropout in parse(DECODER, ngf):
-            blocks.append(DecodeBlock(c, k, dropout))
+            blocks.append(DecodeBlock(c, k, dropout, upsample))
             c = k
         self.decoder = nn.ModuleList(blocks)
-        self.out = nn.ConvTranspose2d(c, out_channels, 4, 2, 1)  # "a convolution ... to 3 channels"
+        self.out = up(c, out_channels, upsample)  # "a convolution ... to 3 channels"
         init_weights(self)
 
     def forward(self, x):
@@ -107,7 +131,7 @@ class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
     """The encoder-decoder with skips: encoder layer i is concatenated to decoder layer n - i, so
     low-level information (here: where the lines are) bypasses the bottleneck."""
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose"):
         super().__init__()
         self.encoder = _encoder(in_channels, ngf)
         skips = [k for k, _ in parse(ENCODER, ngf)][-2::-1]  # mirrored: 512, 512, ..., 128, 64
@@ -115,8 +139,8 @@ class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
         ins = parse(UNET_DECODER, ngf)
         # The paper's string must equal what the skips produce: previous output + mirrored skip.
         assert [k for k, _ in ins[1:]] == [o + s for o, s in zip(outs, skips)], "UNET_DECODER does not match"
-        self.decoder = nn.ModuleList(DecodeBlock(i, o, dropout) for (i, dropout), o in zip(ins, outs))
-        self.out = nn.ConvTranspose2d(ins[-1][0], out_channels, 4, 2, 1)
+        self.decoder = nn.ModuleList(DecodeBlock(i, o, dropout, upsample) for (i, dropout), o in zip(ins, outs))
+        self.out = up(ins[-1][0], out_channels, upsample)
         init_weights(self)
 
     def forward(self, x):
@@ -177,7 +201,10 @@ def fold_batchnorm(G):
     G = copy.deepcopy(G).eval()
     for block in G.modules():
         if isinstance(block, (EncodeBlock, DecodeBlock)) and isinstance(block[1], nn.BatchNorm2d):
-            block[0] = fuse_conv_bn_eval(block[0], block[1], transpose=isinstance(block[0], nn.ConvTranspose2d))
+            if isinstance(block[0], ResizeConv):  # fold into the convolution after the resize
+                block[0][1] = fuse_conv_bn_eval(block[0][1], block[1])
+            else:
+                block[0] = fuse_conv_bn_eval(block[0], block[1], transpose=isinstance(block[0], nn.ConvTranspose2d))
             block[1] = nn.Identity()
     return G.requires_grad_(False)
 

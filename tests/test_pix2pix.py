@@ -252,3 +252,64 @@ def test_fold_batchnorm_keeps_the_eval_function(cls):
         ref, out = G(x), folded(x.contiguous(memory_format=torch.channels_last))
     assert ref.abs().max() > 0.05  # the check below compares real outputs, not two near-zero maps
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+
+def test_resize_convolution_variant_keeps_shapes_and_folds():
+    # Odena et al. 2016: nearest-neighbour resize + 3x3 convolution in place of every transposed one
+    torch.manual_seed(0)
+    for cls in (UNetGenerator, EncoderDecoderGenerator):
+        G = cls(ngf=8, upsample="resize")
+        assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+        x = torch.rand(2, 3, 256, 256) * 2 - 1
+        assert G(x).shape == x.shape
+        with torch.no_grad():
+            for m in G.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.normal_(0, 0.5), m.running_var.uniform_(0.2, 3)
+        G.eval()
+        with torch.inference_mode():
+            torch.testing.assert_close(fold_batchnorm(G)(x), G(x), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="unknown upsample"):
+        UNetGenerator(ngf=8, upsample="pixelshuffle")
+
+
+def _write_renderings(root, n=3):
+    """Two rendering folders of the same n pairs: the color halves equal, the sketches not."""
+    rng = np.random.default_rng(0)
+    colors = rng.integers(0, 256, (n, 256, 256, 3), dtype=np.uint8)
+    for k, name in enumerate(["bold", "thin"]):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            sketch = np.full((256, 256, 3), 255, np.uint8)
+            sketch[10 + 20 * k : 30 + 20 * k] = 0  # a different bar per rendering
+            _write_pair(root / name / f"{i}.png", sketch, colors[i])
+    return colors
+
+
+def test_dataset_draws_one_rendering_per_image(tmp_path):
+    colors = _write_renderings(tmp_path)
+    ds = PairDataset(tmp_path, augment="none")
+    assert ds.x.shape == (3, 2, 3, 256, 256) and len(ds) == 3
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        x, y = ds.batch(torch.tensor([0, 2]), torch.device("cpu"))
+        assert torch.equal(y[1], to_unit(torch.from_numpy(colors[2]).permute(2, 0, 1)))
+        seen.add(int((x[0, 0, 15] < 0).all()))  # bar at rows 10..30: the "bold" rendering
+    assert seen == {0, 1}  # both renderings drawn
+    (tmp_path / "thin" / "2.png").unlink()
+    with pytest.raises(ValueError, match="different numbers of pairs"):
+        PairDataset(tmp_path)
+
+
+def test_batched_paper_jitter_keeps_pairs_aligned(tmp_path):
+    img = np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    img[:40, :90] = 0
+    for i in range(4):
+        _write_pair(tmp_path / f"{i}.png", img, img)
+    ds = PairDataset(tmp_path, augment="paper")
+    torch.manual_seed(0)
+    x, y = ds.batch(torch.arange(4), torch.device("cpu"), torch.channels_last)
+    assert x.shape == (4, 3, 256, 256) and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, y) and x.min() >= -1 and x.max() <= 1
+    assert len({tuple(t.flatten()[:2000].tolist()) for t in x}) > 1  # each image its own crop / flip

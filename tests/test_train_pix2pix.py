@@ -2,6 +2,7 @@
 and the CLIs that read its output (colorize, metrics)."""
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
         assert (full / f).is_file(), f
     log = [json.loads(line) for line in (full / "log.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in log] == [1, 2]
-    assert set(log[-1]["val"]) == {"L1", "PSNR", "SSIM", "colorfulness_ratio"}
+    assert set(log[-1]["val"]) == {"L1", "PSNR", "SSIM", "colorfulness_ratio", "blur_L1", "chroma_tv_ratio", "outline_ratio"}
     assert "| sketch as output |" in (full / "generator" / "README.md").read_text()
     assert isinstance(load_generator(full / "generator"), UNetGenerator)
     assert Image.open(full / "val" / "epoch_002.png").size[1] > 2 * 256  # two rows of sketch | output | truth
@@ -135,3 +136,32 @@ def test_script_refuses_bad_input(tiny_data, tmp_path):
         with pytest.raises(SystemExit) as e:
             train_pix2pix.parse_args([*base, *bad])
         assert e.value.code == 2
+
+
+def test_renderings_ema_resize_save_every_resume_and_init_from(tiny_data, tmp_path):
+    # a folder of rendering folders (condgen.sketchify --method all): the same pairs twice
+    renders = tmp_path / "renders"
+    for name in ("a", "b"):
+        shutil.copytree(tiny_data / "train", renders / name)
+    flags = ["--data", str(renders), "--ema", "0.9", "--upsample", "resize", "--augment", "paper", "--save-every", "2", "--weights-dtype", "fp16"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    r = _train(tiny_data, full, "--epochs", "3", *flags)
+    assert r.returncode == 0, r.stderr
+    card = (full / "generator" / "README.md").read_text()
+    assert "EMA of G (decay 0.9)" in card and "`resize`" in card and "renderings: a, b" in card
+    assert json.loads((full / "generator" / "config.json").read_text())["upsample"] == "resize"
+    # killed after the save at epoch 2, resumed to 3: bit for bit the uninterrupted run, G_ema included
+    assert _train(tiny_data, part, "--epochs", "2", *flags).returncode == 0
+    r = _train(tiny_data, part, "--epochs", "3", "--resume", *flags)
+    assert r.returncode == 0, r.stderr
+    a, b = load_file(full / "state.safetensors"), load_file(part / "state.safetensors")
+    assert any(k.startswith("G_ema/") for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    # --init-from: G and D start from the run's published weights; a different --ndf starts D fresh
+    r = _train(tiny_data, tmp_path / "warm", "--epochs", "1", "--init-from", str(full), *flags)
+    assert r.returncode == 0 and "initialized G and D from" in r.stdout, r.stderr
+    r = _train(tiny_data, tmp_path / "warm2", "--epochs", "1", "--init-from", str(full), *flags[:-2], "--ndf", "8")
+    assert r.returncode == 0 and "D fresh" in r.stdout, r.stderr
+    r = _train(tiny_data, tmp_path / "warm3", "--epochs", "1", "--init-from", str(full), "--ngf", "8")
+    assert r.returncode != 0 and "cannot start from" in r.stderr
