@@ -38,6 +38,10 @@ def parse_args(argv=None):
     p.add_argument("--subset", type=int, default=0, help="train on the first N images only (0: all 60k); for smoke tests")
     p.add_argument("--g-batchnorm", action=argparse.BooleanOptionalAction, default=True,
                    help="BatchNorm after each hidden Linear of G (DCGAN); --no-g-batchnorm is the tutorial's G")
+    p.add_argument("--d-minibatch-std", type=int, default=0, metavar="GROUP",
+                   help="GAN only: D sees the minibatch standard deviation over groups of GROUP samples (Karras et al. 2018), against mode collapse (0: the tutorial's D)")
+    p.add_argument("--g-widths", default=None, help="G's hidden widths, comma-separated (default: the tutorial's, gan 128,256,512 and cgan 256,256,512 "
+                   "for the z path, c path and joint layer; the cGAN paper's is 200,1000,1200)")
     # optimization
     p.add_argument("--epochs", type=int, default=70, help="total epochs (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step and process (under torchrun the global batch is batch-size x world size)")
@@ -57,9 +61,17 @@ def parse_args(argv=None):
         p.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 1 or (args.subset and args.subset < args.batch_size):
         p.error(f"--batch-size must be >= 1 and no larger than --subset (got {args.batch_size}, subset {args.subset})")
+    if args.d_minibatch_std and (args.model != "gan" or args.batch_size % args.d_minibatch_std):
+        p.error(f"--d-minibatch-std is for --model gan, with a --batch-size that is a multiple of it (got {args.d_minibatch_std}, batch {args.batch_size})")
     if not 0.0 < args.real_label <= 1.0:
         p.error(f"--real-label must be in (0, 1], got {args.real_label}")
     args.out = Path(args.out or f"runs/{args.model}")
+    try:
+        args.g_widths = tuple(int(w) for w in args.g_widths.split(",")) if args.g_widths else None
+    except ValueError:
+        p.error(f"--g-widths must be comma-separated integers, got {args.g_widths!r}")
+    if args.g_widths and (min(args.g_widths) < 1 or (args.model == "cgan" and len(args.g_widths) != 3)):
+        p.error(f"--g-widths: {'three' if args.model == 'cgan' else 'positive'} widths expected, got {args.g_widths}")
     args.command = "python train_mnist.py " + " ".join(sys.argv[1:] if argv is None else argv)  # for the model card
     return args
 
@@ -154,10 +166,11 @@ def main(args):
     if n < args.batch_size * world_size:
         sys.exit(f"error: {n} images are fewer than one global batch ({args.batch_size} x {world_size} processes)")
 
+    widths = {"widths": args.g_widths} if args.g_widths else {}
     if conditional:
-        G, D = GeneratorCGAN(batchnorm=args.g_batchnorm).to(device), DiscriminatorCGAN().to(device)
+        G, D = GeneratorCGAN(batchnorm=args.g_batchnorm, **widths).to(device), DiscriminatorCGAN().to(device)
     else:
-        G, D = GeneratorGAN(batchnorm=args.g_batchnorm).to(device), DiscriminatorGAN().to(device)
+        G, D = GeneratorGAN(batchnorm=args.g_batchnorm, **widths).to(device), DiscriminatorGAN(minibatch_std=args.d_minibatch_std).to(device)
     # Under torchrun the training forwards go through DDP wrappers, which average the gradients;
     # G and D stay the bare modules that are saved, sampled and averaged. G keeps plain BatchNorm:
     # each rank normalizes over its own batch-size images, as one process would (SyncBatchNorm

@@ -4,6 +4,9 @@
 
 - conditional accuracy (cGAN): the share of 10 x 1000 samples the classifier reads as the digit
   that was asked for, overall and per digit;
+- mode coverage (both): the share of samples the classifier reads as each digit (real MNIST:
+  ~10% each; a collapsed GAN draws a few digits far more often) and the share it cannot read
+  (its top probability under 0.5: broken strokes, blobs);
 - Fréchet distance (both): between the Gaussians fitted to classifier features of 10,000 samples
   and of the 10,000 MNIST test images (FID's formula, Heusel et al. 2017,
   https://arxiv.org/abs/1706.08500, in a feature space that knows digits). MNIST's own train
@@ -36,14 +39,14 @@ def frechet_distance(f1, f2):
 
 
 @torch.no_grad()
-def features_and_predictions(classifier, x, batch_size=1000):
+def features_and_probabilities(classifier, x, batch_size=1000):
     classifier.eval()
-    feats, preds = [], []
+    feats, probs = [], []
     for i in range(0, len(x), batch_size):
         f = classifier.embed(x[i : i + batch_size])
         feats.append(f)
-        preds.append(classifier.head(f).argmax(1))
-    return torch.cat(feats), torch.cat(preds)
+        probs.append(classifier.head(f).softmax(1))
+    return torch.cat(feats), torch.cat(probs)
 
 
 @torch.no_grad()
@@ -59,16 +62,18 @@ def evaluate_mnist(G, data_dir, classifier=None, per_class=1000, seed=0):
     conditional = isinstance(G, GeneratorCGAN)
     asked = torch.arange(10).repeat_interleave(per_class)
     x = torch.cat([G(z[i : i + 1000], one_hot(asked[i : i + 1000])) if conditional else G(z[i : i + 1000]) for i in range(0, n, 1000)])
-    f_gen, pred = features_and_predictions(classifier, x)
+    f_gen, prob = features_and_probabilities(classifier, x)
+    pred = prob.argmax(1)
     x_test, _ = mnist_tensors(data_dir, train=False)
     x_train, _ = mnist_tensors(data_dir, train=True)
-    f_test, _ = features_and_predictions(classifier, x_test)
-    f_train, _ = features_and_predictions(classifier, x_train[:10000])
+    f_test, _ = features_and_probabilities(classifier, x_test)
+    f_train, _ = features_and_probabilities(classifier, x_train[:10000])
     out = {
         "per_class": per_class,
         "frechet_distance": frechet_distance(f_gen, f_test),
         "frechet_distance_mnist_train": frechet_distance(f_train, f_test),
         "predicted_digit_share": torch.bincount(pred, minlength=10).div(n).tolist(),
+        "unreadable_share": (prob.max(1).values < 0.5).float().mean().item(),
     }
     if conditional:
         per_digit = (pred == asked).view(10, per_class).float().mean(1)
@@ -87,7 +92,10 @@ def format_markdown(m):
         lines.append("| accuracy | " + " | ".join(f"{a:.3f}" for a in m["conditional_accuracy_per_digit"]) + " |")
         lines.append("")
     lines.append(f"- Fréchet distance in classifier features vs MNIST test: **{m['frechet_distance']:.2f}** (MNIST train vs test: {m['frechet_distance_mnist_train']:.2f})")
-    lines.append("- share of samples read as each digit 0-9: " + ", ".join(f"{s:.3f}" for s in m["predicted_digit_share"]))
+    share = m["predicted_digit_share"]
+    lines.append(f"- mode coverage: share of samples read as each digit 0-9 (real MNIST: ~0.10 each): {', '.join(f'{s:.3f}' for s in share)} (min {min(share):.3f}, max {max(share):.3f})")
+    if "unreadable_share" in m:
+        lines.append(f"- unreadable samples (classifier's top probability < 0.5): {m['unreadable_share']:.3f}")
     return "\n".join(lines)
 
 

@@ -18,32 +18,61 @@ from torch import nn
 from .hub import HubMixin
 
 NZ = 100  # noise size, as in the tutorial
+PAPER_CGAN_WIDTHS = (200, 1000, 1200)  # Mirza & Osindero 2014, Sec. 4.1: z -> 200, y -> 1000, joint 1200
 IMAGE = (1, 28, 28)
 
 
 class GeneratorGAN(nn.Module, HubMixin, tags=["mnist", "gan", "unconditional-image-generation"]):
-    """z [N, nz] -> image [N, 1, 28, 28] in [-1, 1]; Linear 100-128-256-512-784."""
+    """z [N, nz] -> image [N, 1, 28, 28] in [-1, 1]; Linear 100-128-256-512-784 (the tutorial's
+    hidden widths; `widths` sets others)."""
 
-    def __init__(self, nz: int = NZ, batchnorm: bool = False):
+    def __init__(self, nz: int = NZ, batchnorm: bool = False, widths: tuple = (128, 256, 512)):
         super().__init__()
         self.nz = nz
-        self.net = _mlp([nz, 128, 256, 512], batchnorm)
-        self.out = nn.Linear(512, 784)
+        self.net = _mlp([nz, *widths], batchnorm)
+        self.out = nn.Linear(widths[-1], 784)
 
     def forward(self, z):
         return torch.tanh(self.out(self.net(z))).view(-1, *IMAGE)
 
 
 class DiscriminatorGAN(nn.Module, HubMixin, tags=["mnist", "gan"]):
-    """image [N, 1, 28, 28] -> logit [N]; Linear 784-512-256-128-1."""
+    """image [N, 1, 28, 28] -> logit [N]; Linear 784-512-256-128-1 (the tutorial's).
 
-    def __init__(self, in_features: int = 784):
+    `minibatch_std` > 0 adds the minibatch standard deviation feature before the last layer
+    (MinibatchStd), the documented variant against mode collapse that the bundled GAN uses.
+    """
+
+    def __init__(self, in_features: int = 784, minibatch_std: int = 0):
         super().__init__()
         self.net = _mlp([in_features, 512, 256, 128], batchnorm=False)
-        self.out = nn.Linear(128, 1)
+        self.std = MinibatchStd(minibatch_std) if minibatch_std else nn.Identity()
+        self.out = nn.Linear(128 + bool(minibatch_std), 1)
 
     def forward(self, x):
-        return self.out(self.net(x.flatten(1))).squeeze(1)
+        return self.out(self.std(self.net(x.flatten(1)))).squeeze(1)
+
+
+class MinibatchStd(nn.Module):
+    """Karras et al. 2018 (https://arxiv.org/abs/1710.10196, Sec. 3): append to each sample's
+    features the mean standard deviation of the features over its group of `group` consecutive
+    samples. A collapsed G makes batches with little variety, which D can now see and punish;
+    an unconditional G is the one that needs it (the cGAN's label already spreads its samples).
+
+    Groups are consecutive, so a batch of N real then N fake samples (train_mnist's one D call)
+    never mixes the two while N is a multiple of `group`.
+    """
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, h):
+        n, f = h.shape
+        if n % self.group:
+            raise ValueError(f"MinibatchStd: batch of {n} is not a multiple of the group size {self.group}")
+        s = h.view(n // self.group, self.group, f).std(dim=1, unbiased=False).mean(dim=1, keepdim=True)  # (N / group, 1)
+        return torch.cat([h, s.repeat_interleave(self.group, dim=0)], dim=1)  # (N, f + 1)
 
 
 class Maxout(nn.Module):
@@ -78,17 +107,19 @@ class GeneratorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan", "conditional-ima
     """(z [N, nz], one-hot c [N, 10]) -> image [N, 1, 28, 28] in [-1, 1].
 
     The tutorial's generator: z -> 256 and c -> 256 (ReLU each), concat -> 512 (ReLU) -> 784, tanh.
-    `batchnorm` adds BatchNorm after each hidden Linear (Radford et al. 2015, DCGAN), which makes
-    the small MLP converge in far fewer epochs; it is what the bundled weights use.
+    `widths` (z path, c path, joint) sets others: the cGAN paper's (Sec. 4.1) is (200, 1000, 1200),
+    PAPER_CGAN_WIDTHS. `batchnorm` adds BatchNorm after each hidden Linear (Radford et al. 2015,
+    DCGAN), which makes the small MLP converge in far fewer epochs; the bundled weights use it.
     """
 
-    def __init__(self, nz: int = NZ, num_classes: int = 10, batchnorm: bool = False):
+    def __init__(self, nz: int = NZ, num_classes: int = 10, batchnorm: bool = False, widths: tuple = (256, 256, 512)):
         super().__init__()
         self.nz, self.num_classes = nz, num_classes
-        self.z_path = _mlp([nz, 256], batchnorm)
-        self.c_path = _mlp([num_classes, 256], batchnorm)
-        self.joint = _mlp([512, 512], batchnorm)
-        self.out = nn.Linear(512, 784)
+        z_units, c_units, joint_units = widths
+        self.z_path = _mlp([nz, z_units], batchnorm)
+        self.c_path = _mlp([num_classes, c_units], batchnorm)
+        self.joint = _mlp([z_units + c_units, joint_units], batchnorm)
+        self.out = nn.Linear(joint_units, 784)
 
     def forward(self, z, c):
         h = torch.cat([self.z_path(z), self.c_path(c)], dim=1)  # (N, 512)

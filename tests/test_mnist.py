@@ -105,3 +105,61 @@ def test_shuffled_batches_cover_each_index_once():
     assert len(batches) == 10 and all(len(b) == 10 for b in batches)
     seen = torch.cat(batches)
     assert len(seen.unique()) == 100 and seen.max() < 103
+
+
+def test_minibatch_std_sees_a_collapsed_batch():
+    from condgen.mnist import MinibatchStd
+
+    std = MinibatchStd(group=4)
+    varied = torch.randn(8, 5)
+    collapsed = torch.randn(1, 5).expand(8, 5)  # one sample eight times: mode collapse
+    assert std(varied).shape == (8, 6)
+    assert (std(collapsed)[:, -1] == 0).all() and (std(varied)[:, -1] > 0.3).all()
+    # groups are consecutive: real then fake in one call never share a group
+    mixed = std(torch.cat([varied[:4], collapsed[:4]]))
+    assert (mixed[4:, -1] == 0).all() and (mixed[:4, -1] > 0.3).all()
+    with pytest.raises(ValueError, match="multiple of the group size"):
+        std(torch.randn(6, 5))
+    D = DiscriminatorGAN(minibatch_std=4)
+    assert D(torch.rand(8, 1, 28, 28)).shape == (8,)
+
+
+def test_generator_widths_variant_round_trips(tmp_path):
+    from condgen.mnist import PAPER_CGAN_WIDTHS
+
+    G = GeneratorCGAN(batchnorm=True, widths=PAPER_CGAN_WIDTHS)  # the cGAN paper's G (Sec. 4.1)
+    assert G.joint[0].in_features == 1200 and G.joint[0].out_features == 1200
+    G.save_pretrained(tmp_path)
+    assert GeneratorCGAN.from_pretrained(tmp_path).joint[0].out_features == 1200
+    assert GeneratorCGAN().joint[0].out_features == 512  # the tutorial's by default
+
+
+class _Replay(torch.nn.Module):
+    """A stand-in generator that returns given images in turn: real digits, or one digit over and over."""
+
+    nz = 100
+
+    def __init__(self, images):
+        super().__init__()
+        self.images, self.i = images, 0
+
+    def forward(self, z):
+        idx = torch.arange(self.i, self.i + len(z)) % len(self.images)
+        self.i += len(z)
+        return self.images[idx]
+
+
+def test_evaluate_measures_mode_coverage(mnist_root):
+    from condgen.evaluate import evaluate_mnist, format_markdown
+
+    x, c = mnist_tensors(mnist_root, train=False)
+    real = evaluate_mnist(_Replay(x[:1000]), mnist_root, per_class=100)
+    assert all(0.06 < s < 0.14 for s in real["predicted_digit_share"])  # real digits cover every class
+    assert real["unreadable_share"] < 0.02 and real["frechet_distance"] < 30
+    sevens = evaluate_mnist(_Replay(x[c == 7][:50]), mnist_root, per_class=100)  # collapsed onto 7s
+    assert sevens["predicted_digit_share"][7] > 0.95 and sevens["frechet_distance"] > 10 * real["frechet_distance"]
+    # a 1, a 0 and a 7 drawn over each other: no digit, and the classifier says so
+    blends = (x[c == 1][:300] + x[c == 0][:300] + x[c == 7][:300]) / 3
+    blurred = evaluate_mnist(_Replay(blends), mnist_root, per_class=100)
+    assert blurred["unreadable_share"] > 0.5 > real["unreadable_share"] + 0.4
+    assert "unreadable samples" in format_markdown(blurred) and "mode coverage" in format_markdown(blurred)
