@@ -123,6 +123,7 @@ def main(argv=None):
 
     from .data import load_pairs, to_unit
     from .hub import CheckpointError
+    from .paper import normalize_batch
     from .pix2pix import load_generator
 
     try:
@@ -137,7 +138,7 @@ def main(argv=None):
         except (CheckpointError, OSError) as e:
             sys.exit(f"error: {e}")
         torch.manual_seed(args.seed)
-        rows[f"{type(G).__name__} {w}"] = evaluate(G, x, y, args.stochastic)
+        rows[f"{type(G).__name__} {w}"] = evaluate(G, normalize_batch(x), y, args.stochastic)  # as colorize: condgen.paper
     print(f"{len(x)} pairs from {args.pairs}" + (" (stochastic: dropout on)" if args.stochastic else ""))
     print(table(rows))
     return rows
