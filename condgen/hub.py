@@ -14,7 +14,7 @@ from pathlib import Path
 import safetensors.torch
 import torch
 from huggingface_hub import HfApi, PyTorchModelHubMixin, hf_hub_download, snapshot_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 
 BUNDLED = Path(__file__).resolve().parent.parent / "weights"
 REPO_URL = "https://github.com/condgen/condgen"
@@ -24,6 +24,16 @@ MODEL_FILES = ["config.json", "model.safetensors", "README.md", "*.png"]
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not match the model class."""
+
+
+def looks_like_path(name):
+    """True for a name that means a local folder, not a Hub id ("user/repo"): absolute, ./ ../ ~,
+    a backslash, more than one slash, or a first part that is a local folder (runs/, weights/,
+    data/, ...). Such a name is never sent to the Hub: a typo would retry there for ~30 s."""
+    s = str(name)
+    head = s.split("/")[0]
+    return (os.path.isabs(s) or s.startswith((".", "~")) or "\\" in s or s.count("/") > 1
+            or (s.count("/") == 1 and (os.path.isdir(head) or head in ("runs", "weights", "data"))))
 
 
 class HubMixin(
@@ -39,9 +49,12 @@ class HubMixin(
         if path.is_dir() and not (path / "config.json").is_file():
             # The mixin would warn and build a default-config model; that hides a wrong folder.
             raise CheckpointError(f"{path}: no config.json, not a saved {cls.__name__}")
-        if not path.is_dir() and (path.is_absolute() or str(path).startswith(".")):
-            raise CheckpointError(f"{path}: no such model folder")
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if not path.is_dir() and looks_like_path(pretrained_model_name_or_path):
+            raise CheckpointError(f"no such folder: {pretrained_model_name_or_path}")
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except HFValidationError as e:  # e.g. "my weights": neither a folder nor a repo id
+            raise CheckpointError(f"no such folder, and not a Hub repo id: {pretrained_model_name_or_path}") from e
 
     @classmethod
     def _from_pretrained(

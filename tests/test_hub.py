@@ -214,3 +214,30 @@ def test_resumed_fused_adam_on_channels_last_weights_steps_as_uninterrupted(tmp_
     assert all(st["exp_avg"].stride() == p.stride() for p, st in opt2.state.items())
     step(D2, opt2, 2)
     assert all(torch.equal(a, b) for a, b in zip(D.state_dict().values(), D2.state_dict().values()))
+
+
+@pytest.mark.parametrize("name", ["runs/pix2pix-unett", "./weights/gann", "../elsewhere/cgan", "/tmp/no/such", "~/cgan",
+                                  "weights/cgann", "data/x", "a/b/c", "tests/no-such-model"])
+def test_a_local_path_that_does_not_exist_is_no_such_folder_at_once(name, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # online: the Hub must still not be asked
+    monkeypatch.setattr(hub, "hf_hub_download", lambda *a, **k: pytest.fail(f"asked the Hub for {a}"))
+    assert hub.looks_like_path(name)
+    with pytest.raises(CheckpointError, match=f"^no such folder: {name}$"):
+        GeneratorGAN.from_pretrained(name)
+
+
+@pytest.mark.parametrize("name", ["user/condgen-cgan", "condgen-cgan"])
+def test_hub_ids_are_not_paths(name):
+    assert not hub.looks_like_path(name)
+
+
+def test_evaluate_and_load_generator_say_no_such_folder(capsys):
+    from condgen import evaluate
+    from condgen.pix2pix import load_generator
+
+    with pytest.raises(SystemExit, match="^error: no such folder: runs/cgann$"):
+        evaluate.main(["mnist", "--weights", "runs/cgann"])
+    with pytest.raises(CheckpointError, match="^no such folder: runs/pix2pix-unett$"):
+        load_generator("runs/pix2pix-unett")
+    with pytest.raises(CheckpointError, match="not a Hub repo id: my weights"):
+        GeneratorGAN.from_pretrained("my weights")
