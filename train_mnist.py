@@ -25,7 +25,7 @@ import torchvision
 from tqdm import tqdm
 
 from condgen import distributed
-from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state, set_rng_states
+from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import mnist_tensors, shuffled_batches
 from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, one_hot
 
@@ -178,6 +178,7 @@ def main(args):
     start_epoch, history = 0, []
     if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
+            check_resume(state_file, args, ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed"])
             rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
             # G_ema is optional: a run started with --ema 0 has none, and the average starts from G
             G_ema.load_state_dict(G.state_dict())

@@ -32,7 +32,7 @@ import torchvision
 from tqdm import tqdm
 
 from condgen import distributed
-from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state, set_rng_states
+from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import PairDataset, load_pairs, shuffled_batches, to_unit
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
@@ -171,6 +171,7 @@ def main(args):
     start_epoch, history = 0, []
     if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
+            check_resume(state_file, args, ["data", "subset", "augment", "generator", "ngf", "ndf", "batch_size", "lr", "beta1", "lambda_l1", "l1_only", "seed"])
             rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
         except (FileNotFoundError, ValueError) as e:
             sys.exit(f"error: cannot resume: {e}")

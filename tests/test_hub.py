@@ -241,3 +241,34 @@ def test_evaluate_and_load_generator_say_no_such_folder(capsys):
         load_generator("runs/pix2pix-unett")
     with pytest.raises(CheckpointError, match="not a Hub repo id: my weights"):
         GeneratorGAN.from_pretrained("my weights")
+
+
+def test_check_resume_names_the_changed_flag_and_its_saved_value(tmp_path):
+    from argparse import Namespace
+
+    from condgen.checkpoint import check_resume
+
+    started = Namespace(subset=512, generator="unet", ngf=16, epochs=2)
+    save_state(tmp_path / "state.safetensors", meta={"epoch": 1, "args": {k: str(v) for k, v in vars(started).items()}})
+    keys = ["subset", "generator", "ngf"]
+    check_resume(tmp_path / "state.safetensors", Namespace(subset=512, generator="unet", ngf=16, epochs=9), keys)  # more epochs: fine
+    check_resume(tmp_path / "missing.safetensors", started, keys)  # load_state reports a missing file
+    with pytest.raises(ValueError, match=r"started with --subset 512, not 0: resume with --subset 512"):
+        check_resume(tmp_path / "state.safetensors", Namespace(subset=0, generator="unet", ngf=16, epochs=2), keys)
+    with pytest.raises(ValueError, match=r"--ngf 16, not 64"):
+        check_resume(tmp_path / "state.safetensors", Namespace(subset=512, generator="unet", ngf=64, epochs=2), keys)
+
+
+def test_train_mnist_resume_with_another_subset_is_refused(mnist_root, tmp_path):
+    import train_mnist
+
+    def run(*extra):
+        return train_mnist.main(train_mnist.parse_args(["--model", "gan", "--data-dir", str(mnist_root), "--batch-size", "64",
+                                                        "--eval-per-class", "0", "--out", str(tmp_path), *extra]))
+
+    run("--subset", "256", "--epochs", "1")
+    args_json = (tmp_path / "args.json").read_text()
+    with pytest.raises(SystemExit, match=r"cannot resume: .* started with --subset 256, not 0"):
+        run("--epochs", "2", "--resume")
+    assert (tmp_path / "args.json").read_text() == args_json  # not overwritten
+    run("--subset", "256", "--epochs", "2", "--resume")
