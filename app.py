@@ -167,9 +167,14 @@ class Models:
         return [(name, self[name]) for name in MODELS]
 
 
+def UserError(message):
+    """A gr.Error for a user's mistake: shown to the user, not logged with a traceback."""
+    return gr.Error(message, print_exception=False)
+
+
 def need(models, name):
     if models[name].G is None:
-        raise gr.Error(f"No weights for the {name} generator ({models[name].source}). Train them with "
+        raise UserError(f"No weights for the {name} generator ({models[name].source}). Train them with "
                        f"`{MODELS[name][3]}` or point --{name}-dir / --{name}-repo at a saved model.")
     return models[name].G
 
@@ -181,33 +186,89 @@ def integer(value, name, lo, hi):
     if isinstance(value, str) and value.strip().lstrip("+-").isdigit():  # gr.Radio documents digits as "7"
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise gr.Error(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+        raise UserError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
     if not lo <= value <= hi:
-        raise gr.Error(f"{name} must be from {lo} to {hi}, got {value}")
+        raise UserError(f"{name} must be from {lo} to {hi}, got {value}")
     return value
+
+
+class ImageInput(gr.Image):
+    """/colorize's input: gr.Image to the API page and to gradio_client, but with gradio's own
+    validation of the value skipped (its error names no field; read_image checks instead).
+    Uploaded files still go through gradio's upload-folder check, and the example is local."""
+
+    data_model = None
+
+    def api_info(self):
+        from gradio.data_classes import ImageData
+
+        schema = ImageData.model_json_schema()
+        schema["additional_description"] = schema.pop("description", None)
+        return schema
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path):
+        try:  # a URL is fetched by gradio: say which one failed, and why
+            return await super().async_move_resource_to_block_cache(url_or_file_path)
+        except Exception as e:
+            raise UserError(f"image: could not fetch {str(url_or_file_path)[:200]} ({str(e)[:200] or type(e).__name__})") from e
+
+    def example_payload(self):
+        from gradio_client import handle_file
+
+        return handle_file("examples/fox.png")  # as the README's example; the component's own fetches a URL
+
+    def example_value(self):
+        return "examples/fox.png"
+
+
+def refuse_server_paths():
+    """A request naming a file on the server that no one uploaded is refused by gradio with an
+    InvalidPathError, which the client sees as {"error": null} and the log as a traceback. Keep
+    gradio's check (gradio.processing_utils._check_allowed, gradio pinned) and say what it means."""
+    from gradio import processing_utils
+    from gradio.exceptions import InvalidPathError
+
+    check = processing_utils._check_allowed
+    if getattr(check, "condgen", False):
+        return
+
+    def check_allowed(path, check_in_upload_folder):
+        try:
+            check(path, check_in_upload_folder)
+        except InvalidPathError as e:
+            if not check_in_upload_folder:  # our own output: a bug, keep gradio's error
+                raise
+            raise UserError(f"image: {str(path)[:200]} is not a file uploaded to this server; send the image itself "
+                            "(gradio_client: handle_file('sketch.png'))") from e
+
+    check_allowed.condgen = True
+    processing_utils._check_allowed = check_allowed
 
 
 def read_image(payload):
     """An uploaded file (gradio's FileData dict) -> PIL image of any mode, at most MAX_SIDE a side."""
     if payload is None:
-        raise gr.Error("No image: upload a sketch (dark lines on white).")
+        raise UserError("No image: upload a sketch (dark lines on white).")
+    if not (isinstance(payload, dict) and isinstance(payload.get("path"), str)):
+        # a bare string is never opened: it could name any file on the server
+        raise UserError(f"image must be an uploaded image file (gradio_client: handle_file('sketch.png')), got {str(payload)[:80]!r}")
     try:
-        with Image.open(payload["path"] if isinstance(payload, dict) else payload) as im:
+        with Image.open(payload["path"]) as im:
             if im.width * im.height > MAX_PIXELS:
-                raise gr.Error(f"Image too large: {im.width}x{im.height}, at most {MAX_PIXELS // 10**6} megapixels.")
+                raise UserError(f"Image too large: {im.width}x{im.height}, at most {MAX_PIXELS // 10**6} megapixels.")
             im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size right away
             im = ImageOps.exif_transpose(im)
             im.load()
     except gr.Error:
         raise
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on broken files
-        raise gr.Error(f"Could not read the image ({type(e).__name__}); upload a PNG, JPEG or WebP file.") from e
+        raise UserError(f"Could not read the image ({type(e).__name__}); upload a PNG, JPEG or WebP file.") from e
     return im
 
 
 def sized(im):
     if min(im.size) < MIN_SIDE:
-        raise gr.Error(f"Image too small: {im.width}x{im.height}; a sketch needs at least {MIN_SIDE} px a side.")
+        raise UserError(f"Image too small: {im.width}x{im.height}; a sketch needs at least {MIN_SIDE} px a side.")
     if max(im.size) > MAX_SIDE:
         im = im.copy()
         im.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
@@ -375,9 +436,9 @@ def create_sketch_demo(models, demo):
         from condgen.colorize import colorize, patch_map
 
         if generator not in [*GENERATORS, "Both"]:
-            raise gr.Error(f"generator must be one of {[*GENERATORS, 'Both']}, got {generator!r}")
+            raise UserError(f"generator must be one of {[*GENERATORS, 'Both']}, got {generator!r}")
         if not isinstance(stochastic, bool):
-            raise gr.Error(f"stochastic must be true or false, got {stochastic!r}")
+            raise UserError(f"stochastic must be true or false, got {stochastic!r}")
         names = [n for label, n in GENERATORS.items() if generator in (label, "Both")]
         nets, outputs = {n: need(models, n) for n in names}, []
         for name in GENERATORS.values():
@@ -389,7 +450,7 @@ def create_sketch_demo(models, demo):
                         y = colorize(nets[name] if stochastic else models[name].G_eval, image, stochastic=stochastic)
                         m = heat_overlay(patch_map(models[name].D, image, y), y) if models[name].D is not None else None
                 except ValueError as e:  # colorize's own checks, e.g. a blank sketch
-                    raise gr.Error(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
+                    raise UserError(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
             outputs += [None if v is None else png(v) for v in (y, m)]
         return outputs
 
@@ -402,9 +463,13 @@ def create_sketch_demo(models, demo):
         from condgen.colorize import to_rgb
 
         editor = editor or {}
-        image = editor["composite"] if editor.get("composite") is not None else editor.get("background")
-        if image is None:  # the canvas was cleared away
-            raise gr.Error("No sketch: pick the brush and draw on the canvas, or upload an image.")
+        image, background = editor.get("composite"), editor.get("background")
+        if image is None or image.getchannel("A").getbbox() is None:  # nothing drawn, or the canvas cleared away
+            raise UserError("No sketch: pick the brush and draw on the canvas, or upload an image.")
+        # fixed_canvas fits an upload into the 512 px canvas, centred: cut the empty bands off again
+        # (strokes drawn on them included), so the output keeps the upload's aspect ratio
+        if background is not None and background.getchannel("A").getbbox() is not None:
+            image = image.crop(image.getchannel("A").getbbox())
         return run(to_rgb(sized(image)), generator, stochastic)
 
     def intro():
@@ -419,14 +484,14 @@ def create_sketch_demo(models, demo):
             # canvas pixels are transparent, and image_mode="RGB" flattens them onto white.
             sketch = gr.ImageEditor(
                 None, label="sketch", type="pil",
-                image_mode="RGB", sources=("upload", "clipboard"), canvas_size=(512, 512), height=640,
+                image_mode="RGBA", sources=("upload", "clipboard"), canvas_size=(512, 512), fixed_canvas=True, height=640,
                 layers=False, transforms=(), brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),
                 eraser=gr.Eraser(default_size=12), elem_id="sketch",
             )
             generator = gr.Radio([*GENERATORS, "Both"], value="U-Net", label="generator")
             stochastic = gr.Checkbox(False, label="stochastic (paper): dropout stays on at test time, the paper's only noise")
             btn = gr.Button("Colorize", variant="primary")
-            image = gr.Image(visible=False, type="filepath", image_mode=None)  # the input of /colorize
+            image = ImageInput(visible=False, type="filepath", image_mode=None, label="image")  # the input of /colorize
         with gr.Column():
             with gr.Row() as row_unet:
                 y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet")
@@ -462,6 +527,7 @@ The endpoints and a `gradio_client` example are under "Use via API" at the botto
 
 
 def build_demo(models, concurrency=2):
+    refuse_server_paths()
     with gr.Blocks(title="condgen", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(DESCRIPTION)
         with gr.Tabs():
