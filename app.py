@@ -41,6 +41,7 @@ MODELS = {
 GENERATORS = {"U-Net": "unet", "Encoder-decoder": "encoder-decoder"}
 MAX_COUNT, MAX_STEPS, MAX_COLUMNS, MAX_SEED = 64, 16, 16, 2**32 - 1
 MIN_SIDE, MAX_SIDE = 16, 1024  # sketches: smaller ones are refused, larger ones downscaled
+MIN_OUT = 256  # smaller sketches are upscaled to this, the generator's own size
 MAX_PIXELS = 50_000_000  # refused before decoding
 GRID_PAD = 2
 EXAMPLES = sorted(str(p) for p in (Path(__file__).resolve().parent / "examples").glob("*.png"))
@@ -70,8 +71,10 @@ def parse_args(argv=None):
         env = "CONDGEN_" + name.upper().replace("-", "_")
         p.add_argument(f"--{name}-repo", default=os.environ.get(f"{env}_REPO"),
                        help=f"Hub repo id[@revision] of the {name} generator (env {env}_REPO)")
-        p.add_argument(f"--{name}-dir", default=os.environ.get(f"{env}_DIR", local),
-                       help=f"local folder of the {name} generator or its training run (env {env}_DIR)")
+        # a local run only when asked for: a one-epoch smoke test in runs/ must not replace the bundled weights
+        p.add_argument(f"--{name}-dir", default=os.environ.get(f"{env}_DIR"),
+                       help=f"local folder of the {name} generator or its training run, e.g. {local} (env {env}_DIR); "
+                            "without it the bundled weights serve")
     p.add_argument("--weights-dir", default=os.environ.get("CONDGEN_WEIGHTS_DIR", str(BUNDLED)),
                    help="folder of the bundled weights (env CONDGEN_WEIGHTS_DIR)")
     # serving
@@ -124,7 +127,7 @@ def load_models(args):
         key = name.replace("-", "_")
         repo, _, revision = (getattr(args, f"{key}_repo") or "").partition("@")
         local, bundled = getattr(args, f"{key}_dir"), os.path.join(args.weights_dir, bundled)
-        if os.path.isfile(os.path.join(local, "generator", "config.json")):  # a training run's folder
+        if local and os.path.isfile(os.path.join(local, "generator", "config.json")):  # a training run's folder
             local = os.path.join(local, "generator")
         try:
             G, source = resolve(cls, repo_id=repo or None, local_dir=local, bundled=bundled, revision=revision or None)
@@ -136,6 +139,46 @@ def load_models(args):
         G_eval = fold_batchnorm(G).to(memory_format=torch.channels_last) if name in GENERATORS.values() else None
         models[name] = Loaded(G, D, source + note, G_eval)
     return models
+
+
+def short(path):
+    """A path as the user would type it: relative to the working folder when inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def progress(folder):
+    """' (epoch 3 of 70)' for a training run's generator folder, from its state.safetensors."""
+    import json
+
+    for state in (Path(folder) / "state.safetensors", Path(folder).parent / "state.safetensors"):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(state, "pt") as f:
+                meta = json.loads(f.metadata()["condgen"])["meta"]
+            epochs = meta.get("args", {}).get("epochs", "?")
+            return f" (epoch {meta['epoch']} of {epochs}{', finished' if str(meta['epoch']) == epochs else ''})"
+        except Exception:  # no state, or not ours: say nothing
+            continue
+    return ""
+
+
+def describe(name, loaded):
+    """In plain words, which weights a tab runs on, e.g. 'the bundled weights (weights/cgan)'."""
+    if loaded.G is None:
+        return f"no weights found ({loaded.source})"
+    head, _, why = loaded.source.partition(" (")
+    kind, _, where = head.partition(" ")
+    text = {"hub": f"the Hub repo {where}",
+            "local": f"your training run {short(where)}{progress(where)}",
+            "bundled": f"the bundled weights ({short(where)})"}[kind]
+    if kind != "hub" and "hub " in why:  # a repo was asked for and could not be had
+        text += f"; the Hub repo could not be used ({why.rstrip(')')})"
+    run = MODELS[name][1]
+    if kind == "bundled" and os.path.isfile(os.path.join(run, "generator", "config.json")):
+        text += f". A training run of yours is in {run}: `python app.py --{name}-dir {run}` serves it"
+    return text
 
 
 class Models:
@@ -272,6 +315,9 @@ def sized(im):
     if max(im.size) > MAX_SIDE:
         im = im.copy()
         im.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
+    elif max(im.size) < MIN_OUT:  # the generator works at 256 px anyway: a 20 px sketch comes back at 256
+        scale = MIN_OUT / max(im.size)
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
     return im
 
 
@@ -373,21 +419,23 @@ def create_gan_demo(models, demo):
         with torch.inference_mode():
             return grid(G(z), cols=steps)
 
-    live_markdown(demo, lambda: f"Unconditional GAN: noise in, a digit out, which one it decides. Weights: {models['gan'].source}")
+    live_markdown(demo, lambda: f"Unconditional GAN: noise in, a digit out, which one it decides. Running: {describe('gan', models['gan'])}.")
     with gr.Row():
         with gr.Column():
             seed = gr.Number(0, label="seed", precision=0)
-            count = gr.Slider(1, MAX_COUNT, 16, step=1, label="number of samples")
+            count = gr.Slider(1, MAX_COUNT, 16, step=1, precision=0, label="number of samples")
             btn = gr.Button("Generate", variant="primary", elem_id="gan-generate")
-        out = gr.Image(label="samples", format="png", interactive=False, elem_id="gan-out")
+        out = gr.Image(label="samples", show_label=False, format="png", interactive=False, elem_id="gan-out")
     btn.click(generate_gan, [seed, count], out, api_name="generate_gan", preprocess=False)
     gr.Markdown("**Interpolation** from the first sample of seed A to the first of seed B, through z-space")
     with gr.Row():
         seed_a, seed_b = gr.Number(0, label="seed A", precision=0), gr.Number(1, label="seed B", precision=0)
-        steps = gr.Slider(2, MAX_STEPS, 10, step=1, label="steps")
+        steps = gr.Slider(2, MAX_STEPS, 10, step=1, precision=0, label="steps")
         btn_i = gr.Button("Interpolate")
-    strip = gr.Image(label="interpolation", format="png", interactive=False, height=200)
+    strip = gr.Image(label="interpolation", show_label=False, format="png", interactive=False, height=200)
     btn_i.click(interpolate_gan, [seed_a, seed_b, steps], strip, api_name="interpolate_gan", preprocess=False)
+    # a first result on load, so the tab does not open empty
+    demo.load(lambda: (generate_gan(0, 16), interpolate_gan(0, 1, 10)), None, [out, strip], api_visibility="private")
 
 
 def create_cgan_demo(models, demo):
@@ -413,19 +461,20 @@ def create_cgan_demo(models, demo):
         with torch.inference_mode():
             return grid(G(z, c), cols=columns)
 
-    live_markdown(demo, lambda: f"Conditional GAN: you pick the digit, the noise picks the style. Weights: {models['cgan'].source}")
+    live_markdown(demo, lambda: f"Conditional GAN: you pick the digit, the noise picks the style. Running: {describe('cgan', models['cgan'])}.")
     with gr.Row():
         with gr.Column():
             digit = gr.Radio(list(range(10)), value=7, label="digit")
-            count = gr.Slider(1, MAX_COUNT, 16, step=1, label="number of samples")
+            count = gr.Slider(1, MAX_COUNT, 16, step=1, precision=0, label="number of samples")
             seed = gr.Number(0, label="seed", precision=0)
             btn = gr.Button("Generate", variant="primary")
             gr.Markdown("**All digits**: a row per digit; each column keeps one z, so the style stays while the digit changes.")
-            columns = gr.Slider(1, MAX_COLUMNS, 8, step=1, label="columns (styles)")
+            columns = gr.Slider(1, MAX_COLUMNS, 8, step=1, precision=0, label="columns (styles)")
             btn_all = gr.Button("All digits", elem_id="cgan-all")
-        out = gr.Image(label="samples", format="png", interactive=False, elem_id="cgan-out")
+        out = gr.Image(label="samples", show_label=False, format="png", interactive=False, elem_id="cgan-out")
     btn.click(generate_cgan, [digit, count, seed], out, api_name="generate_cgan", preprocess=False)
     btn_all.click(generate_cgan_digits, [columns, seed], out, api_name="generate_cgan_digits", preprocess=False)
+    demo.load(lambda: generate_cgan_digits(8, 0), None, out, api_visibility="private")  # a first result
 
 
 def create_sketch_demo(models, demo):
@@ -434,11 +483,15 @@ def create_sketch_demo(models, demo):
         import torch
 
         from condgen.colorize import colorize, patch_map
+        from condgen.paper import sketch_note
 
         if generator not in [*GENERATORS, "Both"]:
             raise UserError(f"generator must be one of {[*GENERATORS, 'Both']}, got {generator!r}")
         if not isinstance(stochastic, bool):
             raise UserError(f"stochastic must be true or false, got {stochastic!r}")
+        note = sketch_note(image)
+        if note:  # still answer, but say that this is not what the models know
+            gr.Warning(note, duration=20)
         names = [n for label, n in GENERATORS.items() if generator in (label, "Both")]
         nets, outputs = {n: need(models, n) for n in names}, []
         for name in GENERATORS.values():
@@ -473,9 +526,10 @@ def create_sketch_demo(models, demo):
         return run(to_rgb(sized(image)), generator, stochastic)
 
     def intro():
-        sources = " · ".join(f"{label}: {models[n].source}" for label, n in GENERATORS.items())
-        return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch), pick a generator, Colorize. "
-                f"Trained on Sketch2Pokemon-style line art. Weights: {sources}")
+        sources = "; ".join(f"{label}: {describe(n, models[n])}" for label, n in GENERATORS.items())
+        return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch, on any paper), pick a generator, Colorize "
+                f"(shown first: {Path(EXAMPLES[0]).name if EXAMPLES else 'nothing'}, an example, colorized by the U-Net). "
+                f"Trained on Sketch2Pokemon-style line art. Running: {sources}.")
 
     live_markdown(demo, intro)
     with gr.Row():
@@ -489,16 +543,21 @@ def create_sketch_demo(models, demo):
                 eraser=gr.Eraser(default_size=12), elem_id="sketch",
             )
             generator = gr.Radio([*GENERATORS, "Both"], value="U-Net", label="generator")
-            stochastic = gr.Checkbox(False, label="stochastic (paper): dropout stays on at test time, the paper's only noise")
+            stochastic = gr.Checkbox(
+                False, label="stochastic (as in the paper)",
+                info="Off: the same sketch always gives the same picture. On: dropout stays switched on, the paper's "
+                     "only source of randomness, so each click gives a slightly different picture; the changes are "
+                     "small (a few levels out of 255 on average), often too small to see.")
             btn = gr.Button("Colorize", variant="primary")
             image = ImageInput(visible=False, type="filepath", image_mode=None, label="image")  # the input of /colorize
         with gr.Column():
+            # the output at about the canvas' size, its PatchGAN map smaller beside it
             with gr.Row() as row_unet:
-                y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet")
-                m_unet = gr.Image(label="U-Net: PatchGAN map", format="png", interactive=False, elem_id="map-unet")
+                y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet", height=420, scale=2)
+                m_unet = gr.Image(label="PatchGAN map (U-Net)", format="png", interactive=False, elem_id="map-unet", height=420, scale=1)
             with gr.Row(visible=False) as row_ed:
-                y_ed = gr.Image(label="encoder-decoder", format="png", interactive=False, elem_id="out-encdec")
-                m_ed = gr.Image(label="encoder-decoder: PatchGAN map", format="png", interactive=False, elem_id="map-encdec")
+                y_ed = gr.Image(label="encoder-decoder", format="png", interactive=False, elem_id="out-encdec", height=420, scale=2)
+                m_ed = gr.Image(label="PatchGAN map (enc-dec)", format="png", interactive=False, elem_id="map-encdec", height=420, scale=1)
             gr.Markdown("PatchGAN map: the discriminator's verdict on each 70x70 patch of the output, seen "
                         "together with the sketch: green = looks real, red = looks fake.")
     outputs = [y_unet, m_unet, y_ed, m_ed]
@@ -506,20 +565,27 @@ def create_sketch_demo(models, demo):
                      generator, [row_unet, row_ed], queue=False, api_visibility="private")
     btn.click(colorize_sketch, [sketch, generator, stochastic], outputs, api_visibility="undocumented")
     gr.on([], colorize_upload, [image, generator, stochastic], outputs, api_name="colorize", preprocess=False)
-    gr.Examples(EXAMPLES, [sketch], label="free example sketches, drawn by examples/make_examples.py", elem_id="examples")
+    gr.Examples(EXAMPLES, [sketch], label="Example sketches: click one to load it into the canvas", elem_id="examples")
+    def first_result():  # the first example, colorized by the U-Net, so the tab does not open empty
+        from condgen.colorize import to_rgb
+
+        return run(to_rgb(EXAMPLES[0]), "U-Net", False)
+
+    if EXAMPLES:
+        demo.load(first_result, None, outputs, api_visibility="private")
 
 
 def create_about(models, demo):
     def about():
-        rows = "\n".join(f"| {name} | {m.source} | `{MODELS[name][3]}` |" for name, m in models.items())
+        rows = "\n".join(f"| {name} | {describe(name, m)} | `{MODELS[name][3]}` |" for name, m in models.items())
         return f"""## Weights
 | model | loaded from | train your own |
 | --- | --- | --- |
 {rows}
 
 Each model comes from a Hub repo if one is set (`--cgan-repo user/repo[@revision]`, `CONDGEN_CGAN_REPO`),
-else a local folder (`--cgan-dir`, `CONDGEN_CGAN_DIR`; default: the training script's output, `runs/cgan`),
-else the bundled `weights/`. Pix2Pix first needs training pairs:
+else from a local folder if one is given (`--cgan-dir runs/cgan`, `CONDGEN_CGAN_DIR`: a training run is
+never picked up on its own, so a smoke test does not replace the bundled weights), else from the bundled `weights/`. Pix2Pix first needs training pairs:
 `python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train`.
 The endpoints and a `gradio_client` example are under "Use via API" at the bottom of the page."""
 
