@@ -422,7 +422,7 @@ def create_gan_demo(models, demo):
     live_markdown(demo, lambda: f"Unconditional GAN: noise in, a digit out, which one it decides. Running: {describe('gan', models['gan'])}.")
     with gr.Row():
         with gr.Column():
-            seed = gr.Number(0, label="seed", precision=0)
+            seed = gr.Number(0, label="seed", precision=0, elem_id="gan-seed")
             count = gr.Slider(1, MAX_COUNT, 16, step=1, precision=0, label="number of samples")
             btn = gr.Button("Generate", variant="primary", elem_id="gan-generate")
         out = gr.Image(label="samples", show_label=False, format="png", interactive=False, elem_id="gan-out")
@@ -466,7 +466,7 @@ def create_cgan_demo(models, demo):
         with gr.Column():
             digit = gr.Radio(list(range(10)), value=7, label="digit")
             count = gr.Slider(1, MAX_COUNT, 16, step=1, precision=0, label="number of samples")
-            seed = gr.Number(0, label="seed", precision=0)
+            seed = gr.Number(0, label="seed", precision=0, elem_id="cgan-seed")
             btn = gr.Button("Generate", variant="primary")
             gr.Markdown("**All digits**: a row per digit; each column keeps one z, so the style stays while the digit changes.")
             columns = gr.Slider(1, MAX_COLUMNS, 8, step=1, precision=0, label="columns (styles)")
