@@ -34,6 +34,7 @@ from tqdm import tqdm
 from condgen import distributed
 from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import PairDataset, load_pairs, shuffled_batches, to_unit
+from condgen.hub import push_error, push_run
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
 
@@ -70,7 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed for init, dropout, augmentation and shuffling (under torchrun rank r draws dropout and augmentation from seed + r)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where to train")
     # output / hub
-    p.add_argument("--out", default=None, help="output folder (default runs/pix2pix-<generator>)")
+    p.add_argument("--out", default="runs/pix2pix-<generator>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
     p.add_argument("--val-rows", type=int, default=6, help="pairs shown in each epoch's validation grid")
     p.add_argument("--weights-dtype", choices=["fp32", "fp16"], default="fp32", help="dtype of the published generator/ and discriminator/ weights (training state stays fp32)")
@@ -83,7 +84,11 @@ def parse_args(argv=None):
         p.error(f"--subset {args.subset} is smaller than --batch-size {args.batch_size}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
         p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
-    args.out = Path(args.out or f"runs/pix2pix-{args.generator}")
+    if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < float("inf")):  # also refuses nan
+        p.error(f"--lr must be a positive number, --beta1 in [0, 1) and --lambda-l1 >= 0, got {args.lr}, {args.beta1}, {args.lambda_l1}")
+    if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
+        p.error(f"--push-to-hub {args.push_to_hub}: {why}")
+    args.out = Path(args.out.replace("<generator>", args.generator))
     return args
 
 
@@ -148,11 +153,14 @@ def main(args):
 
     try:
         data = PairDataset(args.data, augment=args.augment, subset=args.subset)
-        x_val = y_val = None
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    x_val = y_val = None
+    try:
         if args.val != "none":
             x_val, y_val = (to_unit(t) for t in load_pairs(args.val))
     except (OSError, ValueError) as e:
-        sys.exit(f"error: {e}" + ("" if args.val == "none" else " (--val none trains without validation)"))
+        sys.exit(f"error: {e} (--val none trains without validation)")
     if len(data) < args.batch_size * world_size:
         sys.exit(f"error: {args.data} holds {len(data)} pairs, fewer than --batch-size {args.batch_size}" + (f" x {world_size} processes" if world_size > 1 else ""))
 
@@ -233,11 +241,8 @@ def main(args):
         return G, D, history
     write_card(out, args, history, device, x_val, y_val, world_size)
     if args.push_to_hub:
-        from condgen.hub import push
-
-        push(out / "generator", args.push_to_hub, f"condgen pix2pix {args.generator}: {len(history)} epochs")
-        push(out / "discriminator", f"{args.push_to_hub}-discriminator", f"condgen pix2pix PatchGAN for {args.push_to_hub}")
-        print(f"pushed {out / 'generator'} to {args.push_to_hub} and its discriminator to {args.push_to_hub}-discriminator")
+        push_run([(out / "generator", args.push_to_hub), (out / "discriminator", f"{args.push_to_hub}-discriminator")],
+                 f"condgen pix2pix {args.generator}: {len(history)} epochs")
     return G, D, history
 
 

@@ -272,3 +272,24 @@ def test_train_mnist_resume_with_another_subset_is_refused(mnist_root, tmp_path)
         run("--epochs", "2", "--resume")
     assert (tmp_path / "args.json").read_text() == args_json  # not overwritten
     run("--subset", "256", "--epochs", "2", "--resume")
+
+
+def test_push_is_checked_before_training_and_a_failed_push_keeps_the_run(tmp_path, monkeypatch, capsys):
+    import train_mnist
+    import train_pix2pix
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for script in (train_mnist, train_pix2pix):
+        with pytest.raises(SystemExit):
+            script.parse_args(["--model", "gan", "--push-to-hub", "me/gan"] if script is train_mnist else ["--push-to-hub", "me/p2p"])
+        assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            script.parse_args((["--model", "gan"] if script is train_mnist else []) + ["--lr", "nan"])
+        assert "--lr must be a positive number" in capsys.readouterr().err
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(hub, "push", offline)
+    hub.push_run([(tmp_path / "generator", "me/gan")], "msg")
+    assert f"push it later with: python -m condgen.hub push {tmp_path / 'generator'} me/gan" in capsys.readouterr().out
