@@ -35,8 +35,11 @@ def to_rgb(image):
             with Image.open(image) as im:
                 im.load()
                 image = im.copy()
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"{image}: not a readable image ({e})") from e
+        except FileNotFoundError as e:
+            raise ValueError(f"{image}: no such file") from e
+        except (UnidentifiedImageError, OSError) as e:  # PIL's messages name the file again: say it once
+            why = "not an image PIL can read" if isinstance(e, UnidentifiedImageError) else str(e).replace(f"'{image}'", "").strip(": ")
+            raise ValueError(f"{image}: not a readable image ({why})") from e
     elif isinstance(image, np.ndarray):
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or image.size == 0:
             raise ValueError(f"expected an image array H x W [x 1|3|4], got shape {image.shape}")
@@ -154,8 +157,8 @@ def main(argv=None):
             y.save(out / f"{Path(f).stem}.png")
             print(f"{f} -> {out / (Path(f).stem + '.png')}")
             rows.append((rgb, y))
-        except ValueError as e:
-            print(f"error: {f}: {e}", file=sys.stderr)
+        except ValueError as e:  # to_rgb's errors name the file already; colorize's do not
+            print(f"error: {e}" if str(e).startswith(f) else f"error: {f}: {e}", file=sys.stderr)
             failed += 1
     if args.grid and rows:
         grid = Image.new("RGB", (2 * SIZE, len(rows) * SIZE), "white")
