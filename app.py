@@ -218,7 +218,7 @@ def UserError(message):
 def need(models, name):
     if models[name].G is None:
         raise UserError(f"No weights for the {name} generator ({models[name].source}). Train them with "
-                       f"`{MODELS[name][3]}` or point --{name}-dir / --{name}-repo at a saved model.")
+                        f"`{MODELS[name][3]}` or point --{name}-dir / --{name}-repo at a saved model.")
     return models[name].G
 
 
@@ -392,6 +392,18 @@ def heat_overlay(p, y, alpha=0.5):
     return Image.blend(y, square.crop((left, top, left + y.width, top + y.height)), alpha)
 
 
+def first_result(demo, fn, outputs):
+    """Fill outputs with fn() when a page loads, so a tab does not open empty; a tab whose model
+    is missing stays empty (its text says so) rather than greeting the user with an error."""
+    def quiet():
+        try:
+            return fn()
+        except gr.Error:
+            return [None] * len(outputs) if isinstance(outputs, list) else None
+
+    demo.load(quiet, None, outputs, api_visibility="private")
+
+
 def live_markdown(demo, fn):
     """Markdown that fn fills in when a page loads (fn may wait for the models). Not gr.Markdown(fn):
     gradio calls such a function once while building the page, before the models are loaded."""
@@ -434,8 +446,7 @@ def create_gan_demo(models, demo):
         btn_i = gr.Button("Interpolate")
     strip = gr.Image(label="interpolation", show_label=False, format="png", interactive=False, height=200)
     btn_i.click(interpolate_gan, [seed_a, seed_b, steps], strip, api_name="interpolate_gan", preprocess=False)
-    # a first result on load, so the tab does not open empty
-    demo.load(lambda: (generate_gan(0, 16), interpolate_gan(0, 1, 10)), None, [out, strip], api_visibility="private")
+    first_result(demo, lambda: [generate_gan(0, 16), interpolate_gan(0, 1, 10)], [out, strip])
 
 
 def create_cgan_demo(models, demo):
@@ -474,7 +485,7 @@ def create_cgan_demo(models, demo):
         out = gr.Image(label="samples", show_label=False, format="png", interactive=False, elem_id="cgan-out")
     btn.click(generate_cgan, [digit, count, seed], out, api_name="generate_cgan", preprocess=False)
     btn_all.click(generate_cgan_digits, [columns, seed], out, api_name="generate_cgan_digits", preprocess=False)
-    demo.load(lambda: generate_cgan_digits(8, 0), None, out, api_visibility="private")  # a first result
+    first_result(demo, lambda: generate_cgan_digits(8, 0), out)
 
 
 def create_sketch_demo(models, demo):
@@ -535,7 +546,9 @@ def create_sketch_demo(models, demo):
     with gr.Row():
         with gr.Column():
             # No initial background: with one, gradio 6.31's editor ignores the examples. Empty
-            # canvas pixels are transparent, and image_mode="RGB" flattens them onto white.
+            # canvas pixels are transparent (RGBA: colorize_sketch finds an upload's box by its
+            # alpha), and to_rgb puts them on white. fixed_canvas: an upload is fitted into the
+            # 512 px canvas in the browser, so a 3000 px photo is not sent whole (20 MB limit: 413).
             sketch = gr.ImageEditor(
                 None, label="sketch", type="pil",
                 image_mode="RGBA", sources=("upload", "clipboard"), canvas_size=(512, 512), fixed_canvas=True, height=640,
@@ -566,13 +579,14 @@ def create_sketch_demo(models, demo):
     btn.click(colorize_sketch, [sketch, generator, stochastic], outputs, api_visibility="undocumented")
     gr.on([], colorize_upload, [image, generator, stochastic], outputs, api_name="colorize", preprocess=False)
     gr.Examples(EXAMPLES, [sketch], label="Example sketches: click one to load it into the canvas", elem_id="examples")
-    def first_result():  # the first example, colorized by the U-Net, so the tab does not open empty
+
+    def example():  # the first example, colorized by the U-Net
         from condgen.colorize import to_rgb
 
         return run(to_rgb(EXAMPLES[0]), "U-Net", False)
 
     if EXAMPLES:
-        demo.load(first_result, None, outputs, api_visibility="private")
+        first_result(demo, example, outputs)
 
 
 def create_about(models, demo):
