@@ -175,6 +175,9 @@ def describe(name, loaded):
             "bundled": f"the bundled weights ({short(where)})"}[kind]
     if kind != "hub" and "hub " in why:  # a repo was asked for and could not be had
         text += f"; the Hub repo could not be used ({why.rstrip(')')})"
+    missing = [part.split(":")[0][len("local "):] for part in why.split("; ") if part.startswith("local ")]
+    if kind == "bundled" and missing:  # a folder was given and is not there: say so, do not hide it
+        text += f"; no such folder: {short(missing[0])}"
     run = MODELS[name][1]
     if kind == "bundled" and os.path.isfile(os.path.join(run, "generator", "config.json")):
         text += f". A training run of yours is in {run}: `python app.py --{name}-dir {run}` serves it"

@@ -399,3 +399,9 @@ def test_the_page_does_not_wait_for_torch():
     code = "import sys, app; bad = {'torch', 'torchvision'} & set(sys.modules); assert not bad, bad"
     r = subprocess.run([sys.executable, "-c", code], cwd=Path(app.__file__).parent, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_local_folder_given_but_missing_is_said_in_the_tab(tmp_path):
+    models = app.load_models(app.parse_args(["--cgan-dir", str(tmp_path / "typo")]))
+    said = app.describe("cgan", models["cgan"])
+    assert said.startswith("the bundled weights") and f"no such folder: {tmp_path / 'typo'}" in said, said
