@@ -3,7 +3,8 @@
 Open the page; on Sketch to color, the brush is ready and an empty canvas gets an error; generate
 on the GAN and cGAN tabs; draw a stroke with the mouse and colorize with both generators; load an
 example sketch and colorize it; upload a 3000x3000 PNG over the upload limit and get a picture
-within seconds. Each step checks that new output images appear. The app runs on
+within seconds; upload color art and get a picture and a warning. Each step checks that new
+output images appear. The app runs on
 the bundled weights, as a first-time user sees it; screenshots go to artifacts/browser-*.png
 (gitignored) for a human to look at.
 """
@@ -154,3 +155,20 @@ def test_a_3000px_27mb_upload_is_colorized_not_an_endless_spinner(page, tmp_path
         page.set_default_timeout(30_000)
     assert page.locator("#out-unet img").evaluate("i => i.naturalWidth") >= 256
     shot(page, "big-upload")
+
+
+def test_color_art_is_colorized_with_a_warning(page, tmp_path):
+    from PIL import Image, ImageDraw
+
+    art = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(art).ellipse([60, 40, 340, 260], fill=(230, 120, 40), outline="black", width=4)  # colored in
+    art.save(tmp_path / "art.png")
+    page.reload()
+    page.get_by_role("tab", name="Sketch to color").click()
+    expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))
+    page.locator("#sketch input[type=file]").set_input_files(tmp_path / "art.png")
+    page.wait_for_timeout(3000)
+    page.get_by_test_id("U-Net-radio-label").click()
+    run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])  # still answered
+    expect(page.locator(".toast-body").filter(has_text="does not look like a line sketch").first).to_be_visible()
+    shot(page, "color-art-warning")
