@@ -570,10 +570,10 @@ def create_sketch_demo(models, demo):
             # the output at about the canvas' size, its PatchGAN map smaller beside it
             with gr.Row() as row_unet:
                 y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet", height=420, scale=2)
-                m_unet = gr.Image(label="PatchGAN map", format="png", interactive=False, elem_id="map-unet", height=420, scale=1)
+                m_unet = gr.Image(label="U-Net map", format="png", interactive=False, elem_id="map-unet", height=420, scale=1)
             with gr.Row(visible=False) as row_ed:
                 y_ed = gr.Image(label="encoder-decoder", format="png", interactive=False, elem_id="out-encdec", height=420, scale=2)
-                m_ed = gr.Image(label="PatchGAN map", format="png", interactive=False, elem_id="map-encdec", height=420, scale=1)
+                m_ed = gr.Image(label="enc-dec map", format="png", interactive=False, elem_id="map-encdec", height=420, scale=1)
             gr.Markdown("PatchGAN map: the discriminator's verdict on each 70x70 patch of the output, seen "
                         "together with the sketch: green = looks real, red = looks fake.")
     outputs = [y_unet, m_unet, y_ed, m_ed]
