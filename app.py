@@ -41,6 +41,7 @@ MODELS = {
 GENERATORS = {"U-Net": "unet", "Encoder-decoder": "encoder-decoder"}
 MAX_COUNT, MAX_STEPS, MAX_COLUMNS, MAX_SEED = 64, 16, 16, 2**32 - 1
 MIN_SIDE, MAX_SIDE = 16, 1024  # sketches: smaller ones are refused, larger ones downscaled
+MIN_OUT = 256  # smaller sketches are upscaled to this, the generator's own size
 MAX_PIXELS = 50_000_000  # refused before decoding
 GRID_PAD = 2
 EXAMPLES = sorted(str(p) for p in (Path(__file__).resolve().parent / "examples").glob("*.png"))
@@ -70,8 +71,10 @@ def parse_args(argv=None):
         env = "CONDGEN_" + name.upper().replace("-", "_")
         p.add_argument(f"--{name}-repo", default=os.environ.get(f"{env}_REPO"),
                        help=f"Hub repo id[@revision] of the {name} generator (env {env}_REPO)")
-        p.add_argument(f"--{name}-dir", default=os.environ.get(f"{env}_DIR", local),
-                       help=f"local folder of the {name} generator or its training run (env {env}_DIR)")
+        # a local run only when asked for: a one-epoch smoke test in runs/ must not replace the bundled weights
+        p.add_argument(f"--{name}-dir", default=os.environ.get(f"{env}_DIR"),
+                       help=f"local folder of the {name} generator or its training run, e.g. {local} (env {env}_DIR); "
+                            "without it the bundled weights serve")
     p.add_argument("--weights-dir", default=os.environ.get("CONDGEN_WEIGHTS_DIR", str(BUNDLED)),
                    help="folder of the bundled weights (env CONDGEN_WEIGHTS_DIR)")
     # serving
@@ -124,7 +127,7 @@ def load_models(args):
         key = name.replace("-", "_")
         repo, _, revision = (getattr(args, f"{key}_repo") or "").partition("@")
         local, bundled = getattr(args, f"{key}_dir"), os.path.join(args.weights_dir, bundled)
-        if os.path.isfile(os.path.join(local, "generator", "config.json")):  # a training run's folder
+        if local and os.path.isfile(os.path.join(local, "generator", "config.json")):  # a training run's folder
             local = os.path.join(local, "generator")
         try:
             G, source = resolve(cls, repo_id=repo or None, local_dir=local, bundled=bundled, revision=revision or None)
@@ -136,6 +139,49 @@ def load_models(args):
         G_eval = fold_batchnorm(G).to(memory_format=torch.channels_last) if name in GENERATORS.values() else None
         models[name] = Loaded(G, D, source + note, G_eval)
     return models
+
+
+def short(path):
+    """A path as the user would type it: relative to the working folder when inside it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def progress(folder):
+    """' (epoch 3 of 70)' for a training run's generator folder, from its state.safetensors."""
+    import json
+
+    for state in (Path(folder) / "state.safetensors", Path(folder).parent / "state.safetensors"):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(state, "pt") as f:
+                meta = json.loads(f.metadata()["condgen"])["meta"]
+            epochs = meta.get("args", {}).get("epochs", "?")
+            return f" (epoch {meta['epoch']} of {epochs}{', finished' if str(meta['epoch']) == epochs else ''})"
+        except Exception:  # no state, or not ours: say nothing
+            continue
+    return ""
+
+
+def describe(name, loaded):
+    """In plain words, which weights a tab runs on, e.g. 'the bundled weights (weights/cgan)'."""
+    if loaded.G is None:
+        return f"no weights found ({loaded.source})"
+    head, _, why = loaded.source.partition(" (")
+    kind, _, where = head.partition(" ")
+    text = {"hub": f"the Hub repo {where}",
+            "local": f"your training run {short(where)}{progress(where)}",
+            "bundled": f"the bundled weights ({short(where)})"}[kind]
+    if kind != "hub" and "hub " in why:  # a repo was asked for and could not be had
+        text += f"; the Hub repo could not be used ({why.rstrip(')')})"
+    missing = [part.split(":")[0][len("local "):] for part in why.split("; ") if part.startswith("local ")]
+    if kind == "bundled" and missing:  # a folder was given and is not there: say so, do not hide it
+        text += f"; no such folder: {short(missing[0])}"
+    run = MODELS[name][1]
+    if kind == "bundled" and os.path.isfile(os.path.join(run, "generator", "config.json")):
+        text += f". A training run of yours is in {run}: `python app.py --{name}-dir {run}` serves it"
+    return text
 
 
 class Models:
@@ -167,10 +213,15 @@ class Models:
         return [(name, self[name]) for name in MODELS]
 
 
+def UserError(message):
+    """A gr.Error for a user's mistake: shown to the user, not logged with a traceback."""
+    return gr.Error(message, print_exception=False)
+
+
 def need(models, name):
     if models[name].G is None:
-        raise gr.Error(f"No weights for the {name} generator ({models[name].source}). Train them with "
-                       f"`{MODELS[name][3]}` or point --{name}-dir / --{name}-repo at a saved model.")
+        raise UserError(f"No weights for the {name} generator ({models[name].source}). Train them with "
+                        f"`{MODELS[name][3]}` or point --{name}-dir / --{name}-repo at a saved model.")
     return models[name].G
 
 
@@ -181,36 +232,95 @@ def integer(value, name, lo, hi):
     if isinstance(value, str) and value.strip().lstrip("+-").isdigit():  # gr.Radio documents digits as "7"
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise gr.Error(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+        raise UserError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
     if not lo <= value <= hi:
-        raise gr.Error(f"{name} must be from {lo} to {hi}, got {value}")
+        raise UserError(f"{name} must be from {lo} to {hi}, got {value}")
     return value
+
+
+class ImageInput(gr.Image):
+    """/colorize's input: gr.Image to the API page and to gradio_client, but with gradio's own
+    validation of the value skipped (its error names no field; read_image checks instead).
+    Uploaded files still go through gradio's upload-folder check, and the example is local."""
+
+    data_model = None
+
+    def api_info(self):
+        from gradio.data_classes import ImageData
+
+        schema = ImageData.model_json_schema()
+        schema["additional_description"] = schema.pop("description", None)
+        return schema
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path):
+        try:  # a URL is fetched by gradio: say which one failed, and why
+            return await super().async_move_resource_to_block_cache(url_or_file_path)
+        except Exception as e:
+            raise UserError(f"image: could not fetch {str(url_or_file_path)[:200]} ({str(e)[:200] or type(e).__name__})") from e
+
+    def example_payload(self):
+        from gradio_client import handle_file
+
+        return handle_file("examples/fox.png")  # as the README's example; the component's own fetches a URL
+
+    def example_value(self):
+        return "examples/fox.png"
+
+
+def refuse_server_paths():
+    """A request naming a file on the server that no one uploaded is refused by gradio with an
+    InvalidPathError, which the client sees as {"error": null} and the log as a traceback. Keep
+    gradio's check (gradio.processing_utils._check_allowed, gradio pinned) and say what it means."""
+    from gradio import processing_utils
+    from gradio.exceptions import InvalidPathError
+
+    check = processing_utils._check_allowed
+    if getattr(check, "condgen", False):
+        return
+
+    def check_allowed(path, check_in_upload_folder):
+        try:
+            check(path, check_in_upload_folder)
+        except InvalidPathError as e:
+            if not check_in_upload_folder:  # our own output: a bug, keep gradio's error
+                raise
+            raise UserError(f"image: {str(path)[:200]} is not a file uploaded to this server; send the image itself "
+                            "(gradio_client: handle_file('sketch.png'))") from e
+
+    check_allowed.condgen = True
+    processing_utils._check_allowed = check_allowed
 
 
 def read_image(payload):
     """An uploaded file (gradio's FileData dict) -> PIL image of any mode, at most MAX_SIDE a side."""
     if payload is None:
-        raise gr.Error("No image: upload a sketch (dark lines on white).")
+        raise UserError("No image: upload a sketch (dark lines on white).")
+    if not (isinstance(payload, dict) and isinstance(payload.get("path"), str)):
+        # a bare string is never opened: it could name any file on the server
+        raise UserError(f"image must be an uploaded image file (gradio_client: handle_file('sketch.png')), got {str(payload)[:80]!r}")
     try:
-        with Image.open(payload["path"] if isinstance(payload, dict) else payload) as im:
+        with Image.open(payload["path"]) as im:
             if im.width * im.height > MAX_PIXELS:
-                raise gr.Error(f"Image too large: {im.width}x{im.height}, at most {MAX_PIXELS // 10**6} megapixels.")
+                raise UserError(f"Image too large: {im.width}x{im.height}, at most {MAX_PIXELS // 10**6} megapixels.")
             im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size right away
             im = ImageOps.exif_transpose(im)
             im.load()
     except gr.Error:
         raise
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on broken files
-        raise gr.Error(f"Could not read the image ({type(e).__name__}); upload a PNG, JPEG or WebP file.") from e
+        raise UserError(f"Could not read the image ({type(e).__name__}); upload a PNG, JPEG or WebP file.") from e
     return im
 
 
 def sized(im):
     if min(im.size) < MIN_SIDE:
-        raise gr.Error(f"Image too small: {im.width}x{im.height}; a sketch needs at least {MIN_SIDE} px a side.")
+        raise UserError(f"Image too small: {im.width}x{im.height}; a sketch needs at least {MIN_SIDE} px a side.")
     if max(im.size) > MAX_SIDE:
         im = im.copy()
         im.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
+    elif max(im.size) < MIN_OUT:  # the generator works at 256 px anyway: a 20 px sketch comes back at 256
+        scale = MIN_OUT / max(im.size)
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
     return im
 
 
@@ -285,6 +395,18 @@ def heat_overlay(p, y, alpha=0.5):
     return Image.blend(y, square.crop((left, top, left + y.width, top + y.height)), alpha)
 
 
+def first_result(demo, fn, outputs):
+    """Fill outputs with fn() when a page loads, so a tab does not open empty; a tab whose model
+    is missing stays empty (its text says so) rather than greeting the user with an error."""
+    def quiet():
+        try:
+            return fn()
+        except gr.Error:
+            return [None] * len(outputs) if isinstance(outputs, list) else None
+
+    demo.load(quiet, None, outputs, api_visibility="private")
+
+
 def live_markdown(demo, fn):
     """Markdown that fn fills in when a page loads (fn may wait for the models). Not gr.Markdown(fn):
     gradio calls such a function once while building the page, before the models are loaded."""
@@ -312,21 +434,22 @@ def create_gan_demo(models, demo):
         with torch.inference_mode():
             return grid(G(z), cols=steps)
 
-    live_markdown(demo, lambda: f"Unconditional GAN: noise in, a digit out, which one it decides. Weights: {models['gan'].source}")
+    live_markdown(demo, lambda: f"Unconditional GAN: noise in, a digit out, which one it decides. Running: {describe('gan', models['gan'])}.")
     with gr.Row():
         with gr.Column():
-            seed = gr.Number(0, label="seed", precision=0)
-            count = gr.Slider(1, MAX_COUNT, 16, step=1, label="number of samples")
+            seed = gr.Number(0, label="seed", precision=0, elem_id="gan-seed")
+            count = gr.Slider(1, MAX_COUNT, 16, step=1, precision=0, label="number of samples")
             btn = gr.Button("Generate", variant="primary", elem_id="gan-generate")
-        out = gr.Image(label="samples", format="png", interactive=False, elem_id="gan-out")
+        out = gr.Image(label="samples", show_label=False, format="png", interactive=False, elem_id="gan-out")
     btn.click(generate_gan, [seed, count], out, api_name="generate_gan", preprocess=False)
     gr.Markdown("**Interpolation** from the first sample of seed A to the first of seed B, through z-space")
     with gr.Row():
         seed_a, seed_b = gr.Number(0, label="seed A", precision=0), gr.Number(1, label="seed B", precision=0)
-        steps = gr.Slider(2, MAX_STEPS, 10, step=1, label="steps")
+        steps = gr.Slider(2, MAX_STEPS, 10, step=1, precision=0, label="steps")
         btn_i = gr.Button("Interpolate")
-    strip = gr.Image(label="interpolation", format="png", interactive=False, height=200)
+    strip = gr.Image(label="interpolation", show_label=False, format="png", interactive=False, height=200)
     btn_i.click(interpolate_gan, [seed_a, seed_b, steps], strip, api_name="interpolate_gan", preprocess=False)
+    first_result(demo, lambda: [generate_gan(0, 16), interpolate_gan(0, 1, 10)], [out, strip])
 
 
 def create_cgan_demo(models, demo):
@@ -352,19 +475,20 @@ def create_cgan_demo(models, demo):
         with torch.inference_mode():
             return grid(G(z, c), cols=columns)
 
-    live_markdown(demo, lambda: f"Conditional GAN: you pick the digit, the noise picks the style. Weights: {models['cgan'].source}")
+    live_markdown(demo, lambda: f"Conditional GAN: you pick the digit, the noise picks the style. Running: {describe('cgan', models['cgan'])}.")
     with gr.Row():
         with gr.Column():
             digit = gr.Radio(list(range(10)), value=7, label="digit")
-            count = gr.Slider(1, MAX_COUNT, 16, step=1, label="number of samples")
-            seed = gr.Number(0, label="seed", precision=0)
+            count = gr.Slider(1, MAX_COUNT, 16, step=1, precision=0, label="number of samples")
+            seed = gr.Number(0, label="seed", precision=0, elem_id="cgan-seed")
             btn = gr.Button("Generate", variant="primary")
             gr.Markdown("**All digits**: a row per digit; each column keeps one z, so the style stays while the digit changes.")
-            columns = gr.Slider(1, MAX_COLUMNS, 8, step=1, label="columns (styles)")
+            columns = gr.Slider(1, MAX_COLUMNS, 8, step=1, precision=0, label="columns (styles)")
             btn_all = gr.Button("All digits", elem_id="cgan-all")
-        out = gr.Image(label="samples", format="png", interactive=False, elem_id="cgan-out")
+        out = gr.Image(label="samples", show_label=False, format="png", interactive=False, elem_id="cgan-out")
     btn.click(generate_cgan, [digit, count, seed], out, api_name="generate_cgan", preprocess=False)
     btn_all.click(generate_cgan_digits, [columns, seed], out, api_name="generate_cgan_digits", preprocess=False)
+    first_result(demo, lambda: generate_cgan_digits(8, 0), out)
 
 
 def create_sketch_demo(models, demo):
@@ -373,11 +497,15 @@ def create_sketch_demo(models, demo):
         import torch
 
         from condgen.colorize import colorize, patch_map
+        from condgen.paper import sketch_note
 
         if generator not in [*GENERATORS, "Both"]:
-            raise gr.Error(f"generator must be one of {[*GENERATORS, 'Both']}, got {generator!r}")
+            raise UserError(f"generator must be one of {[*GENERATORS, 'Both']}, got {generator!r}")
         if not isinstance(stochastic, bool):
-            raise gr.Error(f"stochastic must be true or false, got {stochastic!r}")
+            raise UserError(f"stochastic must be true or false, got {stochastic!r}")
+        note = sketch_note(image)
+        if note:  # still answer, but say that this is not what the models know
+            gr.Warning(note, duration=20)
         names = [n for label, n in GENERATORS.items() if generator in (label, "Both")]
         nets, outputs = {n: need(models, n) for n in names}, []
         for name in GENERATORS.values():
@@ -389,7 +517,7 @@ def create_sketch_demo(models, demo):
                         y = colorize(nets[name] if stochastic else models[name].G_eval, image, stochastic=stochastic)
                         m = heat_overlay(patch_map(models[name].D, image, y), y) if models[name].D is not None else None
                 except ValueError as e:  # colorize's own checks, e.g. a blank sketch
-                    raise gr.Error(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
+                    raise UserError(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
             outputs += [None if v is None else png(v) for v in (y, m)]
         return outputs
 
@@ -402,38 +530,50 @@ def create_sketch_demo(models, demo):
         from condgen.colorize import to_rgb
 
         editor = editor or {}
-        image = editor["composite"] if editor.get("composite") is not None else editor.get("background")
-        if image is None:  # the canvas was cleared away
-            raise gr.Error("No sketch: pick the brush and draw on the canvas, or upload an image.")
+        image, background = editor.get("composite"), editor.get("background")
+        if image is None or image.getchannel("A").getbbox() is None:  # nothing drawn, or the canvas cleared away
+            raise UserError("No sketch: pick the brush and draw on the canvas, or upload an image.")
+        # fixed_canvas fits an upload into the 512 px canvas, centred: cut the empty bands off again
+        # (strokes drawn on them included), so the output keeps the upload's aspect ratio
+        if background is not None and background.getchannel("A").getbbox() is not None:
+            image = image.crop(image.getchannel("A").getbbox())
         return run(to_rgb(sized(image)), generator, stochastic)
 
     def intro():
-        sources = " · ".join(f"{label}: {models[n].source}" for label, n in GENERATORS.items())
-        return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch), pick a generator, Colorize. "
-                f"Trained on Sketch2Pokemon-style line art. Weights: {sources}")
+        sources = "; ".join(f"{label}: {describe(n, models[n])}" for label, n in GENERATORS.items())
+        return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch, on any paper), pick a generator, Colorize "
+                f"(shown first: {Path(EXAMPLES[0]).name if EXAMPLES else 'nothing'}, an example, colorized by the U-Net). "
+                f"Trained on Sketch2Pokemon-style line art. Running: {sources}.")
 
     live_markdown(demo, intro)
     with gr.Row():
         with gr.Column():
             # No initial background: with one, gradio 6.31's editor ignores the examples. Empty
-            # canvas pixels are transparent, and image_mode="RGB" flattens them onto white.
+            # canvas pixels are transparent (RGBA: colorize_sketch finds an upload's box by its
+            # alpha), and to_rgb puts them on white. fixed_canvas: an upload is fitted into the
+            # 512 px canvas in the browser, so a 3000 px photo is not sent whole (20 MB limit: 413).
             sketch = gr.ImageEditor(
                 None, label="sketch", type="pil",
-                image_mode="RGB", sources=("upload", "clipboard"), canvas_size=(512, 512), height=640,
+                image_mode="RGBA", sources=("upload", "clipboard"), canvas_size=(512, 512), fixed_canvas=True, height=640,
                 layers=False, transforms=(), brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),
                 eraser=gr.Eraser(default_size=12), elem_id="sketch",
             )
             generator = gr.Radio([*GENERATORS, "Both"], value="U-Net", label="generator")
-            stochastic = gr.Checkbox(False, label="stochastic (paper): dropout stays on at test time, the paper's only noise")
+            stochastic = gr.Checkbox(
+                False, label="stochastic (as in the paper)",
+                info="Off: the same sketch always gives the same picture. On: dropout stays switched on, the paper's "
+                     "only source of randomness, so each click gives a slightly different picture; the changes are "
+                     "small (a few levels out of 255 on average), often too small to see.")
             btn = gr.Button("Colorize", variant="primary")
-            image = gr.Image(visible=False, type="filepath", image_mode=None)  # the input of /colorize
+            image = ImageInput(visible=False, type="filepath", image_mode=None, label="image")  # the input of /colorize
         with gr.Column():
+            # the output at about the canvas' size, its PatchGAN map smaller beside it
             with gr.Row() as row_unet:
-                y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet")
-                m_unet = gr.Image(label="U-Net: PatchGAN map", format="png", interactive=False, elem_id="map-unet")
+                y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet", height=420, scale=2)
+                m_unet = gr.Image(label="U-Net map", format="png", interactive=False, elem_id="map-unet", height=420, scale=1)
             with gr.Row(visible=False) as row_ed:
-                y_ed = gr.Image(label="encoder-decoder", format="png", interactive=False, elem_id="out-encdec")
-                m_ed = gr.Image(label="encoder-decoder: PatchGAN map", format="png", interactive=False, elem_id="map-encdec")
+                y_ed = gr.Image(label="encoder-decoder", format="png", interactive=False, elem_id="out-encdec", height=420, scale=2)
+                m_ed = gr.Image(label="enc-dec map", format="png", interactive=False, elem_id="map-encdec", height=420, scale=1)
             gr.Markdown("PatchGAN map: the discriminator's verdict on each 70x70 patch of the output, seen "
                         "together with the sketch: green = looks real, red = looks fake.")
     outputs = [y_unet, m_unet, y_ed, m_ed]
@@ -441,20 +581,28 @@ def create_sketch_demo(models, demo):
                      generator, [row_unet, row_ed], queue=False, api_visibility="private")
     btn.click(colorize_sketch, [sketch, generator, stochastic], outputs, api_visibility="undocumented")
     gr.on([], colorize_upload, [image, generator, stochastic], outputs, api_name="colorize", preprocess=False)
-    gr.Examples(EXAMPLES, [sketch], label="free example sketches, drawn by examples/make_examples.py", elem_id="examples")
+    gr.Examples(EXAMPLES, [sketch], label="Example sketches: click one to load it into the canvas", elem_id="examples")
+
+    def example():  # the first example, colorized by the U-Net
+        from condgen.colorize import to_rgb
+
+        return run(to_rgb(EXAMPLES[0]), "U-Net", False)
+
+    if EXAMPLES:
+        first_result(demo, example, outputs)
 
 
 def create_about(models, demo):
     def about():
-        rows = "\n".join(f"| {name} | {m.source} | `{MODELS[name][3]}` |" for name, m in models.items())
+        rows = "\n".join(f"| {name} | {describe(name, m)} | `{MODELS[name][3]}` |" for name, m in models.items())
         return f"""## Weights
 | model | loaded from | train your own |
 | --- | --- | --- |
 {rows}
 
 Each model comes from a Hub repo if one is set (`--cgan-repo user/repo[@revision]`, `CONDGEN_CGAN_REPO`),
-else a local folder (`--cgan-dir`, `CONDGEN_CGAN_DIR`; default: the training script's output, `runs/cgan`),
-else the bundled `weights/`. Pix2Pix first needs training pairs:
+else from a local folder if one is given (`--cgan-dir runs/cgan`, `CONDGEN_CGAN_DIR`: a training run is
+never picked up on its own, so a smoke test does not replace the bundled weights), else from the bundled `weights/`. Pix2Pix first needs training pairs:
 `python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train`.
 The endpoints and a `gradio_client` example are under "Use via API" at the bottom of the page."""
 
@@ -462,6 +610,7 @@ The endpoints and a `gradio_client` example are under "Use via API" at the botto
 
 
 def build_demo(models, concurrency=2):
+    refuse_server_paths()
     with gr.Blocks(title="condgen", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(DESCRIPTION)
         with gr.Tabs():

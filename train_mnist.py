@@ -25,8 +25,9 @@ import torchvision
 from tqdm import tqdm
 
 from condgen import distributed
-from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state, set_rng_states
+from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import mnist_tensors, shuffled_batches
+from condgen.hub import push_error, push_run
 from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, one_hot
 
 
@@ -52,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed for init, noise and shuffling (under torchrun rank r draws its noise from seed + r)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to train")
     # output / hub
-    p.add_argument("--out", default=None, help="output folder (default runs/<model>)")
+    p.add_argument("--out", default="runs/<model>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
     p.add_argument("--eval-per-class", type=int, default=1000, help="samples per digit for the model card's evaluation (0: skip)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the generator folder when done")
@@ -65,7 +66,11 @@ def parse_args(argv=None):
         p.error(f"--d-minibatch-std is for --model gan, with a --batch-size that is a multiple of it (got {args.d_minibatch_std}, batch {args.batch_size})")
     if not 0.0 < args.real_label <= 1.0:
         p.error(f"--real-label must be in (0, 1], got {args.real_label}")
-    args.out = Path(args.out or f"runs/{args.model}")
+    if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1):  # also refuses nan
+        p.error(f"--lr must be a positive number and --beta1 in [0, 1), got {args.lr} and {args.beta1}")
+    if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
+        p.error(f"--push-to-hub {args.push_to_hub}: {why}")
+    args.out = Path(args.out.replace("<model>", args.model))
     try:
         args.g_widths = tuple(int(w) for w in args.g_widths.split(",")) if args.g_widths else None
     except ValueError:
@@ -191,6 +196,7 @@ def main(args):
     start_epoch, history = 0, []
     if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
+            check_resume(state_file, args, ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed"])
             rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
             # G_ema is optional: a run started with --ema 0 has none, and the average starts from G
             G_ema.load_state_dict(G.state_dict())
@@ -251,10 +257,7 @@ def main(args):
     torchvision.utils.save_image(sample_grid(G_pub, z_fixed, conditional), out / "generator" / "samples.png")
     write_card(out / "generator", args, history, device, world_size)
     if args.push_to_hub:
-        from condgen.hub import push
-
-        push(out / "generator", args.push_to_hub, f"condgen {args.model}: {len(history)} epochs")
-        print(f"pushed {out / 'generator'} to {args.push_to_hub}")
+        push_run([(out / "generator", args.push_to_hub)], f"condgen {args.model}: {len(history)} epochs")
     return G_pub, history
 
 
@@ -263,6 +266,9 @@ def write_card(folder, args, history, device, world_size=1):
     from condgen.evaluate import evaluate_mnist_card  # late import: evaluation needs the classifier weights
 
     wall = sum(h["seconds"] for h in history)
+    if args.eval_per_class > 0:  # ~40 s on a CPU: say so rather than fall silent
+        print(f"evaluating {folder} for its model card: 10 x {args.eval_per_class} samples against the MNIST test set "
+              "(~40 s on a CPU at the default 1000; --eval-per-class 0 skips)", flush=True)
     body = evaluate_mnist_card(folder, args.model, args.data_dir, args.eval_per_class)
     text = f"""---
 library_name: condgen

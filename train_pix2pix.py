@@ -32,8 +32,9 @@ import torchvision
 from tqdm import tqdm
 
 from condgen import distributed
-from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic, save_state, set_rng_states
+from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_unit
+from condgen.hub import push_error, push_run
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
 
@@ -74,7 +75,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed for init, dropout, augmentation and shuffling (under torchrun rank r draws dropout and augmentation from seed + r)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where to train")
     # output / hub
-    p.add_argument("--out", default=None, help="output folder (default runs/pix2pix-<generator>)")
+    p.add_argument("--out", default="runs/pix2pix-<generator>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
     p.add_argument("--init-from", default=None, metavar="RUN",
                    help="start from the published weights of a run (RUN/generator, e.g. trained elsewhere, and RUN/discriminator unless --ndf differs: then D starts fresh) with fresh Adam moments, instead of the paper's random init")
@@ -92,7 +93,11 @@ def parse_args(argv=None):
         p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
         p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
-    args.out = Path(args.out or f"runs/pix2pix-{args.generator}")
+    if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < float("inf")):  # also refuses nan
+        p.error(f"--lr must be a positive number, --beta1 in [0, 1) and --lambda-l1 >= 0, got {args.lr}, {args.beta1}, {args.lambda_l1}")
+    if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
+        p.error(f"--push-to-hub {args.push_to_hub}: {why}")
+    args.out = Path(args.out.replace("<generator>", args.generator))
     return args
 
 
@@ -173,11 +178,14 @@ def main(args):
 
     try:
         data = PairDataset(args.data, augment=args.augment, subset=args.subset)
-        x_val = y_val = None
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    x_val = y_val = None
+    try:
         if args.val != "none":
             x_val, y_val = (to_unit(t) for t in load_pairs(args.val))
     except (OSError, ValueError) as e:
-        sys.exit(f"error: {e}" + ("" if args.val == "none" else " (--val none trains without validation)"))
+        sys.exit(f"error: {e} (--val none trains without validation)")
     if device.type == "cuda":
         data.to(device)  # uint8 pairs on the GPU: batches are cut and jittered there, no host copies
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
@@ -218,6 +226,7 @@ def main(args):
             print(f"initialized G {'' if fresh else 'and D '}from {args.init_from}" + (f" (D fresh: --ndf {args.ndf} differs from the saved one)" if fresh else ""))
     if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
+            check_resume(state_file, args, ["data", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size", "lr", "beta1", "lambda_l1", "l1_only", "seed"])
             rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
             if G_ema is not None:  # a run started without --ema has none: the average starts from G
                 G_ema.load_state_dict(G.state_dict())
@@ -295,11 +304,8 @@ def main(args):
         return G, D, history
     write_card(out, args, history, device, x_val, y_val, world_size)
     if args.push_to_hub:
-        from condgen.hub import push
-
-        push(out / "generator", args.push_to_hub, f"condgen pix2pix {args.generator}: {len(history)} epochs")
-        push(out / "discriminator", f"{args.push_to_hub}-discriminator", f"condgen pix2pix PatchGAN for {args.push_to_hub}")
-        print(f"pushed {out / 'generator'} to {args.push_to_hub} and its discriminator to {args.push_to_hub}-discriminator")
+        push_run([(out / "generator", args.push_to_hub), (out / "discriminator", f"{args.push_to_hub}-discriminator")],
+                 f"condgen pix2pix {args.generator}: {len(history)} epochs")
     return G, D, history
 
 

@@ -116,6 +116,27 @@ def load_state(path, modules=None, optimizers=None, optional=()):
     return rng, info["meta"]
 
 
+def check_resume(state_file, args, keys):
+    """--resume must continue the same run: raise ValueError naming each flag in keys whose value
+    differs from the one saved in state_file's args (other flags, e.g. --epochs, may change).
+    A missing file is left to load_state to report."""
+    path = Path(state_file)
+    if not path.is_file():
+        return
+    try:
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            saved = json.loads(f.metadata()["condgen"])["meta"].get("args", {})
+    except (SafetensorError, KeyError, TypeError, json.JSONDecodeError, OSError) as e:
+        raise ValueError(f"{path}: not a condgen training state ({e})") from e
+    changed = [(f"--{key.replace('_', '-')}", saved[key], str(getattr(args, key)))
+               for key in keys if key in saved and saved[key] != str(getattr(args, key))]
+    if changed:
+        raise ValueError(f"{path} was started with " + ", ".join(f"{flag} {was} (now {now})" for flag, was, now in changed)
+                         + ": resume with " + " ".join(f"{flag} {was}" for flag, was, _ in changed) + ", or train into a new --out")
+
+
 def _match_layouts(opt):
     """Give each per-parameter state tensor its parameter's memory layout (e.g. channels_last).
     Loaded state is contiguous, and fused Adam walks a parameter and its moments as flat memory:

@@ -3,8 +3,9 @@
     python -m condgen.colorize --weights weights/pix2pix-unet sketch.png more/*.jpg --out runs/colorized
 
 Any size and mode goes in: transparency is composited on white (a drawing app's transparent
-canvas is paper, not black), 16-bit, gray, palette and CMYK images become 8-bit RGB; the sketch is
-padded to a square with white, resized to 256x256, colorized, and the result cropped and resized
+canvas is paper, not black), 16-bit, gray, palette and CMYK images become 8-bit RGB; the paper
+is made white and the lines black (condgen.paper.normalize_sketch: gray, beige or unevenly lit
+paper otherwise comes out yellow or blotched); the sketch is padded to a square with white, resized to 256x256, colorized, and the result cropped and resized
 back to the input's size.
 
 Eval mode by default: BatchNorm uses its running statistics and dropout is off, so the same
@@ -22,6 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .data import to_unit
+from .paper import normalize_sketch
 
 SIZE = 256
 
@@ -33,8 +35,11 @@ def to_rgb(image):
             with Image.open(image) as im:
                 im.load()
                 image = im.copy()
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"{image}: not a readable image ({e})") from e
+        except FileNotFoundError as e:
+            raise ValueError(f"{image}: no such file") from e
+        except (UnidentifiedImageError, OSError) as e:  # PIL's messages name the file again: say it once
+            why = "not an image PIL can read" if isinstance(e, UnidentifiedImageError) else str(e).replace(f"'{image}'", "").strip(": ")
+            raise ValueError(f"{image}: not a readable image ({why})") from e
     elif isinstance(image, np.ndarray):
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or image.size == 0:
             raise ValueError(f"expected an image array H x W [x 1|3|4], got shape {image.shape}")
@@ -97,7 +102,7 @@ def set_mode(G, stochastic):
 @torch.no_grad()
 def colorize(G, image, stochastic=False):
     """Colorize one sketch (path, PIL image or array) -> RGB PIL image of the input's size."""
-    rgb = to_rgb(image)
+    rgb = normalize_sketch(to_rgb(image))
     check_sketch(rgb)
     x, box = _to_square(rgb)
     set_mode(G, stochastic)
@@ -113,8 +118,9 @@ def patch_map(D, sketch, output):
     """The PatchGAN's verdict on (sketch, output): [30, 30] float array of P(real) per 70x70 patch.
 
     Both images are squared and resized as colorize does, so each cell lines up with the same
-    region of the 256x256 input (cell (i, j) sees the window starting at 8i - 23, 8j - 23)."""
-    x, _ = _to_square(to_rgb(sketch))
+    region of the 256x256 input (cell (i, j) sees the window starting at 8i - 23, 8j - 23). The
+    sketch is normalized as colorize does: D judges the pair G worked on."""
+    x, _ = _to_square(normalize_sketch(to_rgb(sketch)))
     y, _ = _to_square(to_rgb(output))
     D.eval()
     device = next(D.parameters()).device
@@ -151,8 +157,8 @@ def main(argv=None):
             y.save(out / f"{Path(f).stem}.png")
             print(f"{f} -> {out / (Path(f).stem + '.png')}")
             rows.append((rgb, y))
-        except ValueError as e:
-            print(f"error: {f}: {e}", file=sys.stderr)
+        except ValueError as e:  # to_rgb's errors name the file already; colorize's do not
+            print(f"error: {e}" if str(e).startswith(f) else f"error: {f}: {e}", file=sys.stderr)
             failed += 1
     if args.grid and rows:
         grid = Image.new("RGB", (2 * SIZE, len(rows) * SIZE), "white")

@@ -5,6 +5,8 @@ batches out of one tensor instead of running a per-sample DataLoader (bench/mnis
 the difference).
 """
 
+import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +32,20 @@ def mnist_tensors(root, train=True, download=False):
     if len(have) < len(MNIST_FILES) and not download:
         raise FileNotFoundError(
             f"no MNIST under {root} (expected {raw}/{{train,t10k}}-*-ubyte[.gz]); copy a torchvision "
-            "MNIST root there (e.g. cp -r ../shared/data/mnist data/mnist) or pass --download"
+            f"MNIST root there: mkdir -p {Path(root).parent} && cp -r ../shared/data/mnist {root}"
         )
     try:
-        # download=True with the archives present only md5-checks and extracts them: no network
-        ds = torchvision.datasets.MNIST(str(root), train=train, download=True)
+        # Extract the archives ourselves: torchvision's download=True would, on a corrupt archive,
+        # go on to download MNIST from the internet and report that as the failure.
+        for f in MNIST_FILES:
+            if not (raw / f).is_file() and not download:
+                try:
+                    with gzip.open(raw / f"{f}.gz") as src:
+                        data = src.read()
+                except (OSError, EOFError, zlib.error) as e:
+                    raise RuntimeError(f"{raw / f}.gz is corrupt ({e}); copy it again") from e
+                (raw / f).write_bytes(data)
+        ds = torchvision.datasets.MNIST(str(root), train=train, download=download)
     except PermissionError as e:
         raise PermissionError(f"MNIST root {root} is not writable; torchvision extracts the archives there: copy it somewhere writable") from e
     except RuntimeError as e:  # torchvision: md5 mismatch or corrupt archive

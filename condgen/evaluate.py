@@ -125,10 +125,10 @@ def main(argv=None):
 
     config = Path(args.weights, "config.json")
     is_cgan = config.is_file() and "num_classes" in json.loads(config.read_text())
-    G = (GeneratorCGAN if is_cgan else GeneratorGAN).from_pretrained(args.weights)
     try:
+        G = (GeneratorCGAN if is_cgan else GeneratorGAN).from_pretrained(args.weights)
         metrics = evaluate_mnist(G, args.data_dir, MnistClassifier.from_pretrained(args.classifier), args.per_class, args.seed)
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, ValueError) as e:  # ValueError: CheckpointError
         sys.exit(f"error: {e}")
     print(json.dumps(metrics, indent=1) if args.json else format_markdown(metrics))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import safetensors.torch
 import torch
 from huggingface_hub import HfApi, PyTorchModelHubMixin, hf_hub_download, snapshot_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, HFValidationError
 
 BUNDLED = Path(__file__).resolve().parent.parent / "weights"
 REPO_URL = "https://github.com/condgen/condgen"
@@ -24,6 +24,16 @@ MODEL_FILES = ["config.json", "model.safetensors", "README.md", "*.png"]
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not match the model class."""
+
+
+def looks_like_path(name):
+    """True for a name that means a local folder, not a Hub id ("user/repo"): absolute, ./ ../ ~,
+    a backslash, more than one slash, or a first part that is a local folder (runs/, weights/,
+    data/, ...). Such a name is never sent to the Hub: a typo would retry there for ~30 s."""
+    s = str(name)
+    head = s.split("/")[0]
+    return (os.path.isabs(s) or s.startswith((".", "~")) or "\\" in s or s.count("/") > 1
+            or (s.count("/") == 1 and (os.path.isdir(head) or head in ("runs", "weights", "data"))))
 
 
 class HubMixin(
@@ -39,9 +49,12 @@ class HubMixin(
         if path.is_dir() and not (path / "config.json").is_file():
             # The mixin would warn and build a default-config model; that hides a wrong folder.
             raise CheckpointError(f"{path}: no config.json, not a saved {cls.__name__}")
-        if not path.is_dir() and (path.is_absolute() or str(path).startswith(".")):
-            raise CheckpointError(f"{path}: no such model folder")
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if not path.is_dir() and looks_like_path(pretrained_model_name_or_path):
+            raise CheckpointError(f"no such folder: {pretrained_model_name_or_path}")
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except HFValidationError as e:  # e.g. "my weights": neither a folder nor a repo id
+            raise CheckpointError(f"no such folder, and not a Hub repo id: {pretrained_model_name_or_path}") from e
 
     @classmethod
     def _from_pretrained(
@@ -123,6 +136,37 @@ def _hub_snapshot(repo_id, revision, timeout, why):
     return snapshot_download(repo_id, revision=revision, allow_patterns=MODEL_FILES, local_files_only=True)
 
 
+def push_error(repo_id, timeout=5.0):
+    """Why pushing to repo_id would fail now (offline, no token, Hub unreachable), or None.
+    The training scripts ask before training, not after hours of it."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, get_token
+
+    if _hub_offline():
+        return "HF_HUB_OFFLINE is set, so nothing can be pushed; unset it, or train without --push-to-hub and push later"
+    if not get_token():
+        return "not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN"
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError as e:
+        return f"cannot reach {url.hostname} ({type(e).__name__}: {e}); train without --push-to-hub and push later"
+    return None
+
+
+def push_run(folders, message):
+    """push() each (folder, repo_id); a failure does not lose the run: say how to push it later."""
+    for folder, repo_id in folders:
+        try:
+            push(folder, repo_id, message)
+            print(f"pushed {folder} to {repo_id}")
+        except Exception as e:
+            print(f"error: pushing {folder} to {repo_id} failed ({type(e).__name__}: {str(e)[:300]}); the run is "
+                  f"saved, push it later with: python -m condgen.hub push {folder} {repo_id}")
+
+
 def push(folder, repo_id, message, private=False, token=None):
     """Upload a model folder (config, safetensors, model card, sample images) in one commit."""
     api = HfApi(token=token)
@@ -130,3 +174,25 @@ def push(folder, repo_id, message, private=False, token=None):
     return api.upload_folder(
         repo_id=repo_id, folder_path=str(folder), allow_patterns=MODEL_FILES, commit_message=message
     )
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description="Push a saved model folder to the Hub (what --push-to-hub does after training).")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("push", help="upload FOLDER (config.json, model.safetensors, README.md, *.png) to REPO_ID")
+    up.add_argument("folder", help="a model folder, e.g. runs/cgan/generator")
+    up.add_argument("repo_id", help="user/name on the Hub")
+    up.add_argument("--message", default="condgen: upload", help="commit message")
+    args = p.parse_args(argv)
+    if not (Path(args.folder) / "config.json").is_file():
+        p.error(f"no such model folder (config.json + model.safetensors): {args.folder}")
+    if why := push_error(args.repo_id):
+        p.error(why)
+    push(args.folder, args.repo_id, args.message)
+    print(f"pushed {args.folder} to {args.repo_id}")
+
+
+if __name__ == "__main__":
+    main()

@@ -213,6 +213,7 @@ def main(argv=None):
 
     from .data import load_pairs, to_unit
     from .hub import CheckpointError
+    from .paper import normalize_batch
     from .pix2pix import load_generator
 
     try:
@@ -227,7 +228,7 @@ def main(argv=None):
         except (CheckpointError, OSError) as e:
             sys.exit(f"error: {e}")
         torch.manual_seed(args.seed)
-        outputs[w] = predict(G, x, stochastic=args.stochastic)
+        outputs[w] = predict(G, normalize_batch(x), stochastic=args.stochastic)  # as colorize: condgen.paper
         rows[f"{type(G).__name__} {w}"] = scores(outputs[w], y, x)
     print(f"{len(x)} pairs from {args.pairs}" + (" (stochastic: dropout on)" if args.stochastic else ""))
     print(table(rows))

@@ -218,8 +218,10 @@ def load_generator(path):
     each class; strict loading rejects the wrong one because the decoder's input widths differ."""
     from pathlib import Path
 
-    from .hub import CheckpointError
+    from .hub import CheckpointError, looks_like_path
 
+    if looks_like_path(path) and not Path(path).is_dir():
+        raise CheckpointError(f"no such folder: {path}")  # once, not once per class
     if (Path(path) / "generator" / "config.json").is_file():
         path = Path(path) / "generator"
     errors = []
@@ -228,4 +230,4 @@ def load_generator(path):
             return cls.from_pretrained(path)
         except CheckpointError as e:
             errors.append(str(e).splitlines()[0][:300])
-    raise CheckpointError(f"{path}: not a pix2pix generator ({'; '.join(errors)})")
+    raise CheckpointError(f"{path}: not a pix2pix generator ({'; '.join(dict.fromkeys(errors))})")

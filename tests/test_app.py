@@ -227,6 +227,8 @@ def test_colorize_downscales_large_images(client, tmp_path):
 
 
 def bad_files(tmp_path):
+    from gradio_client import handle_file as remote  # a FileData naming a URL: the server fetches it
+
     files = {"corrupt": tmp_path / "corrupt.png", "huge": tmp_path / "huge.png", "truncated": tmp_path / "truncated.png"}
     files["corrupt"].write_bytes(os.urandom(2000))
     files["huge"].write_bytes(png_claiming_size(12_000, 9_000))
@@ -236,7 +238,7 @@ def bad_files(tmp_path):
     Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.png")
     return {k: handle_file(str(v)) for k, v in files.items()} | {
         "tiny": handle_file(str(tmp_path / "tiny.png")), "blank": handle_file(str(tmp_path / "blank.png")),
-        "ok": handle_file(str(tmp_path / "full.png")),
+        "ok": handle_file(str(tmp_path / "full.png")), "unreachable url": remote("http://127.0.0.1:9/sketch.png"),
     }
 
 
@@ -264,6 +266,11 @@ BAD = [
     ("/colorize", ("blank", "Both", False), "blank"),
     ("/colorize", ("ok", "Pix2Pix", False), "generator must be one of"),
     ("/colorize", ("ok", "U-Net", "yes"), "stochastic must be true or false"),
+    # values that are not an uploaded file: gradio's own validation would answer without naming the field
+    ("/colorize", ("plain text", "U-Net", False), "image must be an uploaded image file"),
+    ("/colorize", (12, "U-Net", False), "image must be an uploaded image file"),
+    ("/colorize", ("http://127.0.0.1:9/sketch.png", "U-Net", False), "image must be an uploaded image file"),
+    ("/colorize", ("unreachable url", "U-Net", False), "image: could not fetch http://127.0.0.1:9/sketch.png"),
 ]
 
 
@@ -296,6 +303,63 @@ def test_identical_concurrent_requests_all_get_their_image(server):
     for t in threads:
         t.join()
     assert len(set(results)) == 1 and isinstance(results[0], tuple), results
+
+
+def test_server_side_path_gets_a_message_not_a_null_error(server):
+    import httpx
+
+    for path in ("/etc/passwd", "app.py"):
+        r = httpx.post(server + "gradio_api/call/colorize", json={"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "U-Net", False]})
+        answer = httpx.get(server + f"gradio_api/call/colorize/{r.json()['event_id']}", timeout=60).text
+        assert "event: error" in answer and "is not a file uploaded to this server" in answer, answer
+
+
+def test_expected_user_errors_leave_no_traceback_in_the_log(tmp_path):
+    code = f"""
+import sys; sys.path.insert(0, 'tests')
+from test_app import start, save_pix2pix, bad_files, BAD
+from pathlib import Path
+from gradio_client import Client
+demo, url = start(save_pix2pix(Path({str(tmp_path)!r})))
+client, files = Client(url, verbose=False), bad_files(Path({str(tmp_path)!r}))
+for api, args, _ in BAD:
+    try:
+        client.predict(*[files.get(a, a) if isinstance(a, str) else a for a in args], api_name=api)
+    except Exception:
+        pass
+demo.close()
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(app.__file__).parent, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+
+
+def test_small_uploads_come_back_at_the_generators_size(client, tmp_path):
+    out = client.predict(image_file(tmp_path, "s.png", drawing((20, 16))), "U-Net", False, api_name="/colorize")
+    assert Image.open(out[0]).size == (256, 205)
+
+
+def test_api_page_names_the_image_and_types_counts_as_integers(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    params = {p["parameter_name"]: p for p in api["/colorize"]["parameters"]}
+    assert "image" in params, list(params)
+    assert "http" not in str(params["image"].get("example_input")), params["image"]
+    counts = {p["parameter_name"]: p["type"]["type"] for p in api["/generate_gan"]["parameters"]}
+    assert list(counts.values()) == ["integer", "integer"], counts  # seed, count
+
+
+def test_local_runs_serve_only_when_asked_for(tmp_path, monkeypatch):
+    # a finished one-epoch run in runs/cgan (here: a copy of the bundled weights) must not be picked up
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(BUNDLED / "cgan", tmp_path / "runs" / "cgan" / "generator")
+    models = app.load_models(app.parse_args(["--weights-dir", str(BUNDLED)]))
+    assert models["cgan"].source.startswith("bundled"), models["cgan"].source
+    said = app.describe("cgan", models["cgan"])
+    assert said.startswith("the bundled weights (") and "python app.py --cgan-dir runs/cgan" in said, said
+    models = app.load_models(app.parse_args(["--weights-dir", str(BUNDLED), "--cgan-dir", "runs/cgan"]))
+    assert app.describe("cgan", models["cgan"]).startswith("your training run runs/cgan/generator")
 
 
 def test_upload_over_the_size_limit_is_refused(client, tmp_path):
@@ -335,3 +399,9 @@ def test_the_page_does_not_wait_for_torch():
     code = "import sys, app; bad = {'torch', 'torchvision'} & set(sys.modules); assert not bad, bad"
     r = subprocess.run([sys.executable, "-c", code], cwd=Path(app.__file__).parent, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_local_folder_given_but_missing_is_said_in_the_tab(tmp_path):
+    models = app.load_models(app.parse_args(["--cgan-dir", str(tmp_path / "typo")]))
+    said = app.describe("cgan", models["cgan"])
+    assert said.startswith("the bundled weights") and f"no such folder: {tmp_path / 'typo'}" in said, said

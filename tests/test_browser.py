@@ -2,7 +2,9 @@
 
 Open the page; on Sketch to color, the brush is ready and an empty canvas gets an error; generate
 on the GAN and cGAN tabs; draw a stroke with the mouse and colorize with both generators; load an
-example sketch and colorize it. Each step checks that new output images appear. The app runs on
+example sketch and colorize it; upload a 3000x3000 PNG over the upload limit and get a picture
+within seconds; upload color art and get a picture and a warning. Each step checks that new
+output images appear. The app runs on
 the bundled weights, as a first-time user sees it; screenshots go to artifacts/browser-*.png
 (gitignored) for a human to look at.
 """
@@ -89,10 +91,15 @@ def test_empty_canvas_gets_an_error_not_a_crash(page):
 
 
 def test_gan_and_cgan_tabs(page):
+    # each tab opens on a first result (seed 0); another seed must give another picture
     page.get_by_role("tab", name="GAN", exact=True).click()
+    expect(page.locator("#gan-out img")).to_be_visible()
+    page.locator("#gan-seed input").fill("5")
     run(page, page.locator("#gan-generate"), ["#gan-out"])
     shot(page, "gan")
     page.get_by_role("tab", name="cGAN").click()
+    expect(page.locator("#cgan-out img")).to_be_visible()
+    page.locator("#cgan-seed input").fill("5")
     run(page, page.locator("#cgan-all"), ["#cgan-out"])
     shot(page, "cgan")
 
@@ -117,6 +124,51 @@ def test_draw_a_stroke_and_colorize(page):
 def test_example_sketch_loads_and_colorizes(page):
     page.reload()
     page.get_by_role("tab", name="Sketch to color").click()
-    page.locator("#examples .gallery-item").first.click()
+    expect(page.locator("#out-unet img")).to_be_visible()  # the first result: examples[0], colorized
+    page.locator("#examples .gallery-item").nth(1).click()
     run(page, page.get_by_role("button", name="Colorize"), ["#out-unet", "#map-unet"])
     shot(page, "example")
+
+
+def test_a_3000px_27mb_upload_is_colorized_not_an_endless_spinner(page, tmp_path):
+    """The canvas fits an upload into 512 px in the browser (fixed_canvas), so a huge PNG is not
+    sent whole: before, it hit the 20 MB upload limit (HTTP 413) and the outputs spun forever."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(150, 256, (3000, 3000, 3), dtype=np.uint8))  # grainy paper: a big PNG
+    ImageDraw.Draw(im).ellipse([600, 600, 2400, 2600], outline="black", width=20)
+    big = tmp_path / "big.png"
+    im.save(big)
+    assert big.stat().st_size > 20 * 2**20  # over the app's upload limit
+    page.reload()
+    page.get_by_role("tab", name="Sketch to color").click()
+    expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))  # canvas ready
+    page.locator("#sketch input[type=file]").set_input_files(big)
+    page.wait_for_timeout(4000)  # the editor decodes and fits it on its canvas; no DOM sign of that to wait on
+    page.get_by_test_id("U-Net-radio-label").click()
+    page.set_default_timeout(15_000)  # a message or a picture within seconds, not a spinner
+    try:
+        run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])
+    finally:
+        page.set_default_timeout(30_000)
+    assert page.locator("#out-unet img").evaluate("i => i.naturalWidth") >= 256
+    shot(page, "big-upload")
+
+
+def test_color_art_is_colorized_with_a_warning(page, tmp_path):
+    from PIL import Image, ImageDraw
+
+    art = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(art).ellipse([60, 40, 340, 260], fill=(230, 120, 40), outline="black", width=4)  # colored in
+    art.save(tmp_path / "art.png")
+    page.reload()
+    page.get_by_role("tab", name="Sketch to color").click()
+    expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))
+    page.locator("#sketch input[type=file]").set_input_files(tmp_path / "art.png")
+    page.wait_for_timeout(3000)
+    page.get_by_test_id("U-Net-radio-label").click()
+    run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])  # still answered
+    expect(page.locator(".toast-body").filter(has_text="does not look like a line sketch").first).to_be_visible()
+    shot(page, "color-art-warning")

@@ -214,3 +214,82 @@ def test_resumed_fused_adam_on_channels_last_weights_steps_as_uninterrupted(tmp_
     assert all(st["exp_avg"].stride() == p.stride() for p, st in opt2.state.items())
     step(D2, opt2, 2)
     assert all(torch.equal(a, b) for a, b in zip(D.state_dict().values(), D2.state_dict().values()))
+
+
+@pytest.mark.parametrize("name", ["runs/pix2pix-unett", "./weights/gann", "../elsewhere/cgan", "/tmp/no/such", "~/cgan",
+                                  "weights/cgann", "data/x", "a/b/c", "tests/no-such-model"])
+def test_a_local_path_that_does_not_exist_is_no_such_folder_at_once(name, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # online: the Hub must still not be asked
+    monkeypatch.setattr(hub, "hf_hub_download", lambda *a, **k: pytest.fail(f"asked the Hub for {a}"))
+    assert hub.looks_like_path(name)
+    with pytest.raises(CheckpointError, match=f"^no such folder: {name}$"):
+        GeneratorGAN.from_pretrained(name)
+
+
+@pytest.mark.parametrize("name", ["user/condgen-cgan", "condgen-cgan"])
+def test_hub_ids_are_not_paths(name):
+    assert not hub.looks_like_path(name)
+
+
+def test_evaluate_and_load_generator_say_no_such_folder(capsys):
+    from condgen import evaluate
+    from condgen.pix2pix import load_generator
+
+    with pytest.raises(SystemExit, match="^error: no such folder: runs/cgann$"):
+        evaluate.main(["mnist", "--weights", "runs/cgann"])
+    with pytest.raises(CheckpointError, match="^no such folder: runs/pix2pix-unett$"):
+        load_generator("runs/pix2pix-unett")
+    with pytest.raises(CheckpointError, match="not a Hub repo id: my weights"):
+        GeneratorGAN.from_pretrained("my weights")
+
+
+def test_check_resume_names_the_changed_flag_and_its_saved_value(tmp_path):
+    from argparse import Namespace
+
+    from condgen.checkpoint import check_resume
+
+    started = Namespace(subset=512, generator="unet", ngf=16, epochs=2)
+    save_state(tmp_path / "state.safetensors", meta={"epoch": 1, "args": {k: str(v) for k, v in vars(started).items()}})
+    keys = ["subset", "generator", "ngf"]
+    check_resume(tmp_path / "state.safetensors", Namespace(subset=512, generator="unet", ngf=16, epochs=9), keys)  # more epochs: fine
+    check_resume(tmp_path / "missing.safetensors", started, keys)  # load_state reports a missing file
+    with pytest.raises(ValueError, match=r"started with --subset 512 \(now 0\): resume with --subset 512, or"):
+        check_resume(tmp_path / "state.safetensors", Namespace(subset=0, generator="unet", ngf=16, epochs=2), keys)
+    with pytest.raises(ValueError, match=r"--subset 512 \(now 0\), --ngf 16 \(now 64\): resume with --subset 512 --ngf 16,"):
+        check_resume(tmp_path / "state.safetensors", Namespace(subset=0, generator="unet", ngf=64, epochs=2), keys)
+
+
+def test_train_mnist_resume_with_another_subset_is_refused(mnist_root, tmp_path):
+    import train_mnist
+
+    def run(*extra):
+        return train_mnist.main(train_mnist.parse_args(["--model", "gan", "--data-dir", str(mnist_root), "--batch-size", "64",
+                                                        "--eval-per-class", "0", "--out", str(tmp_path), *extra]))
+
+    run("--subset", "256", "--epochs", "1")
+    args_json = (tmp_path / "args.json").read_text()
+    with pytest.raises(SystemExit, match=r"cannot resume: .* started with --subset 256 \(now 0\)"):
+        run("--epochs", "2", "--resume")
+    assert (tmp_path / "args.json").read_text() == args_json  # not overwritten
+    run("--subset", "256", "--epochs", "2", "--resume")
+
+
+def test_push_is_checked_before_training_and_a_failed_push_keeps_the_run(tmp_path, monkeypatch, capsys):
+    import train_mnist
+    import train_pix2pix
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for script in (train_mnist, train_pix2pix):
+        with pytest.raises(SystemExit):
+            script.parse_args(["--model", "gan", "--push-to-hub", "me/gan"] if script is train_mnist else ["--push-to-hub", "me/p2p"])
+        assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            script.parse_args((["--model", "gan"] if script is train_mnist else []) + ["--lr", "nan"])
+        assert "--lr must be a positive number" in capsys.readouterr().err
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(hub, "push", offline)
+    hub.push_run([(tmp_path / "generator", "me/gan")], "msg")
+    assert f"push it later with: python -m condgen.hub push {tmp_path / 'generator'} me/gan" in capsys.readouterr().out
