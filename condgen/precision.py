@@ -79,3 +79,15 @@ def describe(choice, device):
 def autocast(device, amp):
     """torch.autocast in `amp` on `device`'s type, or a no-op context when amp is None."""
     return torch.autocast(torch.device(device).type, dtype=amp) if amp else nullcontext()
+
+
+def inference_generator(G, device="cpu", choice="auto"):
+    """The eval-mode copy of a pix2pix generator that the app and `condgen.colorize` run: BatchNorm
+    folded into the convolutions, NHWC weights (oneDNN's faster layout), and bf16 weights where
+    `choice` resolves to bf16. On a CPU with AVX512-BF16 and AMX the bundled U-Net then runs ~1.8x
+    faster (7.7 vs 14.1 ms per 256x256 sketch); its output differs from fp32 by at most ~6/255 per
+    pixel, 0.2/255 on average (README, Performance). Feed it inputs of its dtype (colorize does)."""
+    from .pix2pix import fold_batchnorm
+
+    G = fold_batchnorm(G).to(memory_format=torch.channels_last)
+    return G.to(torch.bfloat16) if resolve_amp(choice, device) else G
