@@ -36,7 +36,7 @@ from condgen.checkpoint import atomic_write, load_state, save_pretrained_atomic,
 from condgen.data import PairDataset, load_pairs, shuffled_batches, to_unit
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
-from condgen.precision import CHOICES, describe, resolve_amp
+from condgen.precision import CHOICES, default_channels_last, describe, resolve_amp
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -66,8 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--lr-decay-epochs", type=int, default=0, help="decay lr linearly to 0 over the last N epochs (paper: 100 of 200)")
     p.add_argument("--l1-only", action="store_true", help="the paper's ablation: L1 loss alone, no discriminator")
     p.add_argument("--amp", choices=CHOICES, default="auto", help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="batches and weights in NHWC memory layout, which oneDNN's convolutions run faster on CPU (bench/run_all.py); same math")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="batches and weights in NHWC memory layout (same math); default: on, except at batch 1 in fp32, where NCHW is as fast or faster (condgen.precision.default_channels_last, measured by bench/run_all.py)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, dropout, augmentation and shuffling (under torchrun rank r draws dropout and augmentation from seed + r)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where to train")
     # output / hub
@@ -140,6 +140,8 @@ def main(args):
     master_process = rank == 0  # validates, logs, writes files, pushes
     amp = resolve_amp(args.amp, device)
     args.precision = describe(args.amp, device)  # what auto picked, in args.json and the model card
+    if args.channels_last is None:
+        args.channels_last = default_channels_last(args.batch_size, amp)
     config = {k: str(v) for k, v in vars(args).items()}  # printed, saved as args.json and in the checkpoint's meta
     if master_process:
         print(json.dumps(config))
