@@ -3,19 +3,24 @@
     python bench/run_all.py --data-dir data/mnist          # ~5 min on a 2-core CPU
     python bench/run_all.py --data-dir data/mnist --quick  # smaller, to check the script runs
 
-Each speed-up is measured side by side in this run: the straightforward fp32 eager version (what
-a plain port of the tutorial does) against what the training scripts and the app do, same math:
+It first prints the CPU's capabilities (AVX512-BF16, AMX, the vector ISA) and the precision
+`--amp auto` picks on it (condgen.precision). Each speed-up is measured side by side in this run:
+the straightforward fp32 eager version (what a plain port of the tutorial does) against what the
+training scripts and the app do by default on this machine ("ours": bf16 autocast where auto picks
+it), with ours in fp32 and ours in bf16 as extra rows:
 
 - pix2pix step (U-Net + PatchGAN, paper size, 256x256, batch 4, data included). Plain: JPEG pairs
   decoded and augmented per step in the loop, D's weights get gradients in the G step too, Adam's
   per-parameter loop, a `.item()` per loss per step. Ours, as train_pix2pix.py runs by default:
   `train_step` (D frozen in the G step, so D's weight gradients are skipped), fused Adam, pairs
   decoded once (in memory) and only augmented per step, losses kept on the device, batches and
-  weights in NHWC memory layout (channels_last). Also timed: ours in the default layout, and ours
-  + bf16 autocast.
+  weights in NHWC memory layout (channels_last, by default_channels_last). Also timed: ours in
+  NCHW, and at batch 1 (the paper's) NCHW against NHWC in fp32 and in bf16, the measurement
+  behind train_pix2pix's --channels-last default.
 - U-Net inference, one 256x256 sketch, the bundled compact generator (the app's): eager fp32 vs
   `condgen.pix2pix.fold_batchnorm` (BatchNorm folded into the convolutions, eval mode only) in
-  channels_last under inference_mode; the max absolute difference to fp32 eager is reported.
+  channels_last under inference_mode, in bf16 weights where auto picks bf16
+  (condgen.precision.inference_generator); the max absolute difference to fp32 eager is reported.
 - MNIST cGAN, one full 60k epoch at batch 128: a per-sample DataLoader and the plain D-then-G step
   vs in-memory batches and `train_mnist.train_step` (real and fake through D in one call, D frozen
   in the G step, fused Adam, no per-step sync). Achieved GFLOP/s (FLOPs counted by torch's
@@ -25,6 +30,7 @@ a plain port of the tutorial does) against what the training scripts and the app
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -241,7 +247,8 @@ def plain_mnist_step(G, D, opt_G, opt_D, x, c):
 
 
 def mnist_epochs(args):
-    """Seconds for one epoch each way; FLOPs of one of our steps."""
+    """Seconds for one epoch each way, the variants taking turns (a chunk of steps each per round:
+    a whole epoch per variant would read the machine's drift as a speed-up); FLOPs of one of our steps."""
     import torchvision
 
     n = args.subset or 60000
@@ -249,7 +256,7 @@ def mnist_epochs(args):
     # finds only the .gz archives otherwise) before anything is timed.
     x_all, c_all = mnist_tensors(args.data_dir)
     x_all, c_all = x_all[:n], c_all[:n]
-    results = {}
+    epochs = {}
     for name in ["plain", "ours"] + (["ours fp32"] if AMP else []):
         torch.manual_seed(0)
         G, D = GeneratorCGAN(batchnorm=True), DiscriminatorCGAN()
@@ -257,26 +264,43 @@ def mnist_epochs(args):
         opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
         opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
         # Reading the files is once per run for both, so outside the timer; the per-sample
-        # conversion of the DataLoader is per epoch, so inside.
+        # conversion of the DataLoader is per epoch, so inside (the loader is iterated lazily).
         if name == "plain":
             tf = torchvision.transforms.Compose([torchvision.transforms.ToTensor(), torchvision.transforms.Normalize([0.5], [0.5])])
             ds = torch.utils.data.Subset(torchvision.datasets.MNIST(args.data_dir, train=True, transform=tf), range(n))
-            t = time.perf_counter()
-            for x, c in torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, drop_last=True):
-                plain_mnist_step(G, D, opt_G, opt_D, x, one_hot(c))
+            loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, drop_last=True)
+            steps = _calls(functools.partial(plain_mnist_step, G, D, opt_G, opt_D), ((x, one_hot(c)) for x, c in loader))
         else:
-            amp = AMP if name == "ours" else None
-            t = time.perf_counter()
-            for idx in shuffled_batches(n, 128, torch.Generator().manual_seed(0)):
-                stats = mnist_step(G, D, opt_G, opt_D, x_all[idx], c_all[idx], 0.9, amp)
-            stats.tolist()  # the one host sync of the epoch
-        results[name] = time.perf_counter() - t
+            step = functools.partial(mnist_step, G, D, opt_G, opt_D, real_label=0.9, amp=AMP if name == "ours" else None)
+            steps = _calls(step, ((x_all[idx], c_all[idx]) for idx in shuffled_batches(n, 128, torch.Generator().manual_seed(0))))
+        epochs[name] = (steps, G, D, opt_G, opt_D)
+    results = dict.fromkeys(epochs, 0.0)
+    left = {name: steps for name, (steps, *_) in epochs.items()}
+    while left:
+        for name in list(left):
+            t, done, stats = time.perf_counter(), 0, None
+            for step in left[name]:  # the next 25 steps of this variant's epoch
+                stats, done = step(), done + 1
+                if done == 25:
+                    break
+            if torch.is_tensor(stats):
+                stats.tolist()  # ours: a host sync per chunk, so the chunk's work is all counted
+            results[name] += time.perf_counter() - t
+            if done < 25:
+                del left[name]
+    for name in epochs:
         print(f"  mnist cGAN {name:9s} {results[name]:.2f} s/epoch ({n} images)", flush=True)
-        if name == "ours":
-            with FlopCounterMode(display=False) as counter:
-                mnist_step(G, D, opt_G, opt_D, x_all[:128], c_all[:128], 0.9, amp)
-            results["gflops"] = counter.get_total_flops() * (n // 128) / results[name] / 1e9
+    _, G, D, opt_G, opt_D = epochs["ours"]
+    with FlopCounterMode(display=False) as counter:
+        mnist_step(G, D, opt_G, opt_D, x_all[:128], c_all[:128], 0.9, AMP)
+    results["gflops"] = counter.get_total_flops() * (n // 128) / results["ours"] / 1e9
     return results
+
+
+def _calls(fn, batches):
+    """A call of fn(*batch) per batch; next() fetches the batch, so the timed loop counts it too."""
+    for batch in batches:
+        yield lambda batch=batch: fn(*batch)
 
 
 # ---- peak memory ----
