@@ -115,11 +115,9 @@ def load_discriminator(source, repo, local, bundled):
 
 def load_models(args):
     """{name: Loaded}; a model that is missing is reported in its tab, the app starts anyway."""
-    import torch
-
     import condgen
     from condgen.hub import resolve
-    from condgen.pix2pix import fold_batchnorm
+    from condgen.precision import inference_generator
 
     models = {}
     for name, (cls, _, bundled, _) in MODELS.items():
@@ -135,8 +133,8 @@ def load_models(args):
             models[name] = Loaded(None, None, str(e))
             continue
         D, note = load_discriminator(source, repo, local, bundled) if name in GENERATORS.values() else (None, "")
-        # the eval-mode path: BatchNorm folded in, NHWC weights (oneDNN's faster layout); bench/run_all.py
-        G_eval = fold_batchnorm(G).to(memory_format=torch.channels_last) if name in GENERATORS.values() else None
+        # the eval-mode path: BatchNorm folded in, NHWC weights, bf16 where auto picks it; bench/run_all.py
+        G_eval = inference_generator(G) if name in GENERATORS.values() else None
         models[name] = Loaded(G, D, source + note, G_eval)
     return models
 

@@ -29,6 +29,7 @@ from condgen.checkpoint import atomic_write, check_resume, load_state, save_pret
 from condgen.data import mnist_tensors, shuffled_batches
 from condgen.hub import push_error, push_run
 from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, one_hot
+from condgen.precision import CHOICES, autocast, describe, resolve_amp
 
 
 def parse_args(argv=None):
@@ -52,6 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--ema", type=float, default=0.999, help="publish an exponential moving average of G's weights with this decay (0: the raw G)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, noise and shuffling (under torchrun rank r draws its noise from seed + r)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to train")
+    p.add_argument("--amp", choices=CHOICES, default="auto", help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
     # output / hub
     p.add_argument("--out", default="runs/<model>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
@@ -117,20 +119,24 @@ def sample_grid(G, z_fixed, conditional):
     return torchvision.utils.make_grid(x.cpu(), nrow=10 if conditional else 8, normalize=True, value_range=(-1, 1), pad_value=1)
 
 
-def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9):
+def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9, amp=None):
     """One D step then one G step on real images x [N, 1, 28, 28] with labels c [N] (None: the
-    unconditional GAN). G and D may be DDP wrappers. Returns [loss_D, loss_G, D(x), D(G(z))],
-    detached and left on the device: reading them would make the host wait for every step."""
+    unconditional GAN). G and D may be DDP wrappers. amp: torch.bfloat16 runs the forward passes
+    under autocast (losses, BatchNorm statistics and Adam stay fp32), None in fp32. Returns
+    [loss_D, loss_G, D(x), D(G(z))], detached and left on the device: reading them would make the
+    host wait for every step."""
     n = len(x)
     D_bare = getattr(D, "module", D)
     cond = (F.one_hot(c, 10).float(),) if c is not None else ()
     z = torch.randn(n, getattr(G, "module", G).nz, device=x.device)
-    fake = G(z, *cond)
+    with autocast(x.device, amp):
+        fake = G(z, *cond)
 
     # D step: maximize log D(x|c) + log(1 - D(G(z|c)|c)); G's output detached. Real and fake go
     # through D in one call: D has no BatchNorm, so each logit is what two calls would give, and
     # each layer runs one matmul on 2N rows instead of two on N.
-    logits = D(torch.cat([x, fake.detach()]), *(torch.cat([t, t]) for t in cond))
+    with autocast(x.device, amp):
+        logits = D(torch.cat([x, fake.detach()]), *(torch.cat([t, t]) for t in cond)).float()
     d_real, d_fake = logits[:n], logits[n:]
     loss_D = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, real_label))
               + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
@@ -142,7 +148,8 @@ def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9):
     # frozen, so backward skips its weight gradients (they would be thrown away), and it is called
     # bare: under DDP a wrapped call would wait for those gradients.
     D_bare.requires_grad_(False)
-    d_gen = D_bare(fake, *cond)
+    with autocast(x.device, amp):
+        d_gen = D_bare(fake, *cond).float()
     D_bare.requires_grad_(True)
     loss_G = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
     opt_G.zero_grad(set_to_none=True)
@@ -154,9 +161,12 @@ def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9):
 def main(args):
     rank, world_size, device = distributed.setup(args.device)
     master_process = rank == 0  # logs, samples, checkpoints, pushes
+    amp = resolve_amp(args.amp, device)
+    args.precision = describe(args.amp, device)  # what auto picked, in args.json and the model card
     config = {k: str(v) for k, v in vars(args).items()}  # printed, saved as args.json and in the checkpoint's meta
     if master_process:
         print(json.dumps(config))
+        print(f"precision: {args.precision}")
     conditional = args.model == "cgan"
     torch.manual_seed(args.seed + rank)  # each rank its own noise; DDP gives them rank 0's initial weights
 
@@ -224,7 +234,7 @@ def main(args):
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=None if master_process else True)
         for i, idx in enumerate(bar):
             idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size images
-            stats = train_step(G_train, D_train, opt_G, opt_D, x_all[idx], c_all[idx] if conditional else None, args.real_label)
+            stats = train_step(G_train, D_train, opt_G, opt_D, x_all[idx], c_all[idx] if conditional else None, args.real_label, amp)
             if args.ema:
                 with torch.no_grad():
                     for p_ema, p in zip(G_ema.parameters(), G.parameters()):
@@ -285,6 +295,7 @@ datasets: [mnist]
 ## Training
 - command: `{args.command}`
 - epochs: {len(history)}{f", batch {args.batch_size} x {world_size} processes" if world_size > 1 else ""}, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
+- precision: {args.precision}
 - final epoch: loss_D {history[-1]['loss_D']:.3f}, loss_G {history[-1]['loss_G']:.3f}, D(x) {history[-1]['D_x']:.2f}, D(G(z)) {history[-1]['D_G_z']:.2f}
 
 ## Evaluation

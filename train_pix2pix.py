@@ -37,6 +37,7 @@ from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_ba
 from condgen.hub import push_error, push_run
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
+from condgen.precision import CHOICES, default_channels_last, describe, resolve_amp
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -69,9 +70,9 @@ def parse_args(argv=None):
     p.add_argument("--lr-decay-epochs", type=int, default=0, help="decay lr linearly to 0 over the last N epochs (paper: 100 of 200)")
     p.add_argument("--l1-only", action="store_true", help="the paper's ablation: L1 loss alone, no discriminator")
     p.add_argument("--ema", type=float, default=0.0, help="publish an exponential moving average of G's weights with this decay, BatchNorm statistics re-estimated (0: the raw G, as the paper)")
-    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="bf16 autocast for forward passes (slower on CPUs without AVX512-BF16/AMX)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="batches and weights in NHWC memory layout, which oneDNN's convolutions run faster on CPU (bench/run_all.py); same math")
+    p.add_argument("--amp", choices=CHOICES, default="auto", help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="batches and weights in NHWC memory layout (same math); default: on, except at batch 1 in fp32, where NCHW is as fast or faster (condgen.precision.default_channels_last, measured by bench/run_all.py)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, dropout, augmentation and shuffling (under torchrun rank r draws dropout and augmentation from seed + r)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where to train")
     # output / hub
@@ -167,10 +168,14 @@ def val_grid(x, fake, y, rows):
 def main(args):
     rank, world_size, device = distributed.setup(args.device)
     master_process = rank == 0  # validates, logs, writes files, pushes
+    amp = resolve_amp(args.amp, device)
+    args.precision = describe(args.amp, device)  # what auto picked, in args.json and the model card
+    if args.channels_last is None:
+        args.channels_last = default_channels_last(args.batch_size, amp)
     config = {k: str(v) for k, v in vars(args).items()}  # printed, saved as args.json and in the checkpoint's meta
     if master_process:
         print(json.dumps(config))
-    amp = torch.bfloat16 if args.amp == "bf16" else None
+        print(f"precision: {args.precision}")
     # NHWC batches and weights: oneDNN's convolutions run faster on CPU in that layout, and with the
     # weights NHWC too they are not reordered at every call. Checkpoints store plain tensors.
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
@@ -345,6 +350,7 @@ Sketch -> color generator (Isola et al. 2017, https://arxiv.org/abs/1611.07004),
 - command: `{cmd}`
 - recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {f"EMA of G (decay {args.ema}) published" if args.ema else "the raw G published"}, lambda_L1 {args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), sketch renderings: {", ".join(f.name for f in rendering_folders(args.data))}
 - epochs: {len(history)}, batch {args.batch_size}{f" x {world_size} processes" if world_size > 1 else ""}, augmentation `{args.augment}`, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
+- precision: {args.precision}
 - final epoch: loss_G_L1 {history[-1]['loss_G_L1']:.3f}, loss_G_GAN {history[-1]['loss_G_GAN']:.3f}, loss_D_real {history[-1]['loss_D_real']:.3f}, loss_D_fake {history[-1]['loss_D_fake']:.3f}
 
 ## Evaluation on `{args.val}` (eval mode; L1/SSIM on [0, 1])

@@ -3,19 +3,24 @@
     python bench/run_all.py --data-dir data/mnist          # ~5 min on a 2-core CPU
     python bench/run_all.py --data-dir data/mnist --quick  # smaller, to check the script runs
 
-Each speed-up is measured side by side in this run: the straightforward fp32 eager version (what
-a plain port of the tutorial does) against what the training scripts and the app do, same math:
+It first prints the CPU's capabilities (AVX512-BF16, AMX, the vector ISA) and the precision
+`--amp auto` picks on it (condgen.precision). Each speed-up is measured side by side in this run:
+the straightforward fp32 eager version (what a plain port of the tutorial does) against what the
+training scripts and the app do by default on this machine ("ours": bf16 autocast where auto picks
+it), with ours in fp32 and ours in bf16 as extra rows:
 
 - pix2pix step (U-Net + PatchGAN, paper size, 256x256, batch 4, data included). Plain: JPEG pairs
   decoded and augmented per step in the loop, D's weights get gradients in the G step too, Adam's
   per-parameter loop, a `.item()` per loss per step. Ours, as train_pix2pix.py runs by default:
   `train_step` (D frozen in the G step, so D's weight gradients are skipped), fused Adam, pairs
   decoded once (in memory) and only augmented per step, losses kept on the device, batches and
-  weights in NHWC memory layout (channels_last). Also timed: ours in the default layout, and ours
-  + bf16 autocast.
+  weights in NHWC memory layout (channels_last, by default_channels_last). Also timed: ours in
+  NCHW, and at batch 1 (the paper's) NCHW against NHWC in fp32 and in bf16, the measurement
+  behind train_pix2pix's --channels-last default.
 - U-Net inference, one 256x256 sketch, the bundled compact generator (the app's): eager fp32 vs
   `condgen.pix2pix.fold_batchnorm` (BatchNorm folded into the convolutions, eval mode only) in
-  channels_last under inference_mode; the max absolute difference to fp32 eager is reported.
+  channels_last under inference_mode, in bf16 weights where auto picks bf16
+  (condgen.precision.inference_generator); the max absolute difference to fp32 eager is reported.
 - MNIST cGAN, one full 60k epoch at batch 128: a per-sample DataLoader and the plain D-then-G step
   vs in-memory batches and `train_mnist.train_step` (real and fake through D in one call, D frozen
   in the G step, fused Adam, no per-step sync). Achieved GFLOP/s (FLOPs counted by torch's
@@ -25,6 +30,7 @@ a plain port of the tutorial does) against what the training scripts and the app
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -46,11 +52,26 @@ sys.path.insert(0, str(REPO))
 from condgen.data import PairDataset, mnist_tensors, pair_augmentation, shuffled_batches, to_unit  # noqa: E402
 from condgen.mnist import DiscriminatorCGAN, GeneratorCGAN, one_hot  # noqa: E402
 from condgen.pix2pix import Discriminator, UNetGenerator, fold_batchnorm  # noqa: E402
+from condgen.precision import cpu_capabilities, default_channels_last, describe, inference_generator, native_bf16, resolve_amp  # noqa: E402
 from train_mnist import train_step as mnist_step  # noqa: E402
 from train_pix2pix import train_step as pix2pix_step  # noqa: E402
 
-VARIANTS = ["fp32 eager (plain)", "ours", "ours, contiguous", "ours + bf16 autocast"]
-TARGETS = {"pix2pix_step_speedup": (">=", 1.6), "unet_infer_ms": ("<=", 40.0), "mnist_cgan_epoch_s": ("<=", 7.5)}
+AMP = resolve_amp("auto", "cpu")  # what the training scripts and the app pick on this machine
+BF16 = torch.bfloat16
+# pix2pix step variants: (plain loop?, amp, NHWC?, batch). "ours" is train_pix2pix.py's default
+# path on this machine: --amp auto and --channels-last as default_channels_last decides.
+VARIANTS = {
+    "fp32 eager (plain)": (True, None, False, 4),
+    "ours": (False, AMP, default_channels_last(4, AMP), 4),
+    "ours fp32": (False, None, True, 4),
+    "ours bf16": (False, BF16, True, 4),
+    "ours, contiguous": (False, AMP, False, 4),
+    "batch 1 fp32, NCHW": (False, None, False, 1),
+    "batch 1 fp32, NHWC": (False, None, True, 1),
+    "batch 1 bf16, NCHW": (False, BF16, False, 1),
+    "batch 1 bf16, NHWC": (False, BF16, True, 1),
+}
+TARGETS = {"pix2pix_step_speedup": (">=", 1.9), "unet_infer_ms": ("<=", 25.0), "mnist_cgan_epoch_s": ("<=", 6.5)}
 
 
 def medians_in_turns(fns, repeats, warmup=1):
@@ -129,33 +150,37 @@ def plain_pix2pix_step(G, D, opt_G, opt_D, x, y):
 
 
 def pix2pix_variants(folder, args):
-    """Seconds per step (median) for each variant, all starting from the same weights."""
-    plain_loader = torch.utils.data.DataLoader(JpegPairs(folder), batch_size=4, shuffle=True, drop_last=True)
+    """Seconds per step (median) for each variant, all starting from the same weights. Variants
+    that are the same configuration on this machine (e.g. "ours" and "ours bf16" where auto picks
+    bf16) are timed once."""
     memory = PairDataset(folder, augment="paper")
-    fast_loader = torch.utils.data.DataLoader(memory, batch_size=4, shuffle=True, drop_last=True)
-    steps = {name: pix2pix_step_fn(name, plain_loader if name == "fp32 eager (plain)" else fast_loader, args) for name in VARIANTS}
-    results = medians_in_turns(steps, args.repeats)
+    loaders = {(True, 4): torch.utils.data.DataLoader(JpegPairs(folder), batch_size=4, shuffle=True, drop_last=True)}
+    for bs in (1, 4):
+        loaders[False, bs] = torch.utils.data.DataLoader(memory, batch_size=bs, shuffle=True, drop_last=True)
+    configs = dict.fromkeys(VARIANTS.values())  # unique, in order
+    steps = {cfg: pix2pix_step_fn(cfg, loaders[cfg[0], cfg[3]], args) for cfg in configs}
+    times = medians_in_turns(steps, args.repeats)
+    results = {name: times[cfg] for name, cfg in VARIANTS.items()}
     for name, t in results.items():
         print(f"  pix2pix {name:20s} {t:.3f} s/step", flush=True)
     return results
 
 
-def pix2pix_step_fn(name, loader, args):
-    """One training step of variant `name`, as a function of nothing."""
+def pix2pix_step_fn(cfg, loader, args):
+    """One training step of configuration cfg = (plain, amp, nhwc, batch), as a function of nothing."""
+    plain, amp, nhwc, _ = cfg
     torch.manual_seed(0)
     G, D = UNetGenerator(ngf=args.ngf), Discriminator(ndf=args.ngf)
-    nhwc = name in ("ours", "ours + bf16 autocast")  # what train_pix2pix.py does by default (--channels-last)
     if nhwc:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    fused = name != "fp32 eager (plain)"
+    fused = not plain
     opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
     opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
     batches = iter(_forever(loader))
-    amp = torch.bfloat16 if name == "ours + bf16 autocast" else None
 
     def step():
         x, y = next(batches)
-        if name == "fp32 eager (plain)":
+        if plain:
             return plain_pix2pix_step(G, D, opt_G, opt_D, x, y)
         if nhwc:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
@@ -176,7 +201,8 @@ def unet_inference(args):
     have = (bundled / "config.json").is_file()
     G = (UNetGenerator.from_pretrained(bundled) if have else UNetGenerator(ngf=16)).float().eval()
     x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    fast = fold_batchnorm(G).to(memory_format=torch.channels_last)
+    fast32 = fold_batchnorm(G).to(memory_format=torch.channels_last)
+    fast = inference_generator(G)  # what the app and colorize run: bf16 weights where auto picks bf16
     x_cl = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         ref = G(x)
@@ -185,15 +211,22 @@ def unet_inference(args):
         with torch.no_grad():
             G(x)
 
+    def ours_fp32_fn():
+        with torch.inference_mode():
+            return fast32(x_cl)
+
     def ours_fn():
         with torch.inference_mode():
-            fast(x_cl)
+            return fast(x_cl.to(next(fast.parameters()).dtype)).float()
 
-    with torch.inference_mode():
-        diff = (fast(x_cl) - ref).abs().max().item()
-    times = medians_in_turns({"eager": eager_fn, "ours": ours_fn}, args.repeats * 10, warmup=3)
-    eager, ours = times["eager"], times["ours"]
-    return dict(source=str(bundled) if have else "random ngf=16", eager_ms=eager * 1e3, ours_ms=ours * 1e3, max_abs_diff=diff)
+    fns = {"eager": eager_fn, "ours": ours_fn}
+    if AMP:
+        fns["ours fp32"] = ours_fp32_fn
+    diff = (ours_fn() - ref).abs().max().item()
+    diff32 = (ours_fp32_fn() - ref).abs().max().item()
+    t = {k: v * 1e3 for k, v in medians_in_turns(fns, args.repeats * 10, warmup=3).items()}
+    return dict(source=str(bundled) if have else "random ngf=16", eager_ms=t["eager"], ours_ms=t["ours"], ours_fp32_ms=t.get("ours fp32", t["ours"]),
+                max_abs_diff=diff, max_abs_diff_fp32=diff32)
 
 
 # ---- MNIST cGAN epoch ----
@@ -214,39 +247,60 @@ def plain_mnist_step(G, D, opt_G, opt_D, x, c):
 
 
 def mnist_epochs(args):
-    """Seconds for one epoch each way; FLOPs of one of our steps."""
+    """Seconds for one epoch each way, the variants taking turns (a chunk of steps each per round:
+    a whole epoch per variant would read the machine's drift as a speed-up); FLOPs of one of our steps."""
     import torchvision
 
     n = args.subset or 60000
-    results = {}
-    for name in ["plain", "ours"]:
+    # Read (and on a fresh copy of the root, extract: torchvision's MNIST(download=False) below
+    # finds only the .gz archives otherwise) before anything is timed.
+    x_all, c_all = mnist_tensors(args.data_dir)
+    x_all, c_all = x_all[:n], c_all[:n]
+    epochs = {}
+    for name in ["plain", "ours"] + (["ours fp32"] if AMP else []):
         torch.manual_seed(0)
         G, D = GeneratorCGAN(batchnorm=True), DiscriminatorCGAN()
-        fused = name == "ours"
+        fused = name != "plain"
         opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
         opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
         # Reading the files is once per run for both, so outside the timer; the per-sample
-        # conversion of the DataLoader is per epoch, so inside.
+        # conversion of the DataLoader is per epoch, so inside (the loader is iterated lazily).
         if name == "plain":
             tf = torchvision.transforms.Compose([torchvision.transforms.ToTensor(), torchvision.transforms.Normalize([0.5], [0.5])])
             ds = torch.utils.data.Subset(torchvision.datasets.MNIST(args.data_dir, train=True, transform=tf), range(n))
-            t = time.perf_counter()
-            for x, c in torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, drop_last=True):
-                plain_mnist_step(G, D, opt_G, opt_D, x, one_hot(c))
+            loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, drop_last=True)
+            steps = _calls(functools.partial(plain_mnist_step, G, D, opt_G, opt_D), ((x, one_hot(c)) for x, c in loader))
         else:
-            x_all, c_all = mnist_tensors(args.data_dir)
-            x_all, c_all = x_all[:n], c_all[:n]
-            t = time.perf_counter()
-            for idx in shuffled_batches(n, 128, torch.Generator().manual_seed(0)):
-                stats = mnist_step(G, D, opt_G, opt_D, x_all[idx], c_all[idx], 0.9)
-            stats.tolist()  # the one host sync of the epoch
-        results[name] = time.perf_counter() - t
-        print(f"  mnist cGAN {name:6s} {results[name]:.2f} s/epoch ({n} images)", flush=True)
-        if name == "ours":
-            with FlopCounterMode(display=False) as counter:
-                mnist_step(G, D, opt_G, opt_D, x_all[:128], c_all[:128], 0.9)
-            results["gflops"] = counter.get_total_flops() * (n // 128) / results[name] / 1e9
+            step = functools.partial(mnist_step, G, D, opt_G, opt_D, real_label=0.9, amp=AMP if name == "ours" else None)
+            steps = _calls(step, ((x_all[idx], c_all[idx]) for idx in shuffled_batches(n, 128, torch.Generator().manual_seed(0))))
+        epochs[name] = (steps, G, D, opt_G, opt_D)
+    results = dict.fromkeys(epochs, 0.0)
+    left = {name: steps for name, (steps, *_) in epochs.items()}
+    while left:
+        for name in list(left):
+            t, done, stats = time.perf_counter(), 0, None
+            for step in left[name]:  # the next 25 steps of this variant's epoch
+                stats, done = step(), done + 1
+                if done == 25:
+                    break
+            if torch.is_tensor(stats):
+                stats.tolist()  # ours: a host sync per chunk, so the chunk's work is all counted
+            results[name] += time.perf_counter() - t
+            if done < 25:
+                del left[name]
+    for name in epochs:
+        print(f"  mnist cGAN {name:9s} {results[name]:.2f} s/epoch ({n} images)", flush=True)
+    _, G, D, opt_G, opt_D = epochs["ours"]
+    with FlopCounterMode(display=False) as counter:
+        mnist_step(G, D, opt_G, opt_D, x_all[:128], c_all[:128], 0.9, AMP)
+    results["gflops"] = counter.get_total_flops() * (n // 128) / results["ours"] / 1e9
     return results
+
+
+def _calls(fn, batches):
+    """A call of fn(*batch) per batch; next() fetches the batch, so the timed loop counts it too."""
+    for batch in batches:
+        yield lambda batch=batch: fn(*batch)
 
 
 # ---- peak memory ----
@@ -324,6 +378,9 @@ def main():
         args.ngf, args.repeats, args.subset = 16, 2, 6400
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     print(machine, flush=True)
+    caps = cpu_capabilities()
+    print(f"  CPU: AVX512-BF16 {'yes' if caps['avx512_bf16'] else 'no'}, AMX {'yes' if caps['amx'] else 'no'}, "
+          f"vector ISA {caps['isa']} (AVX-512 or AVX2); --amp auto picks: {describe('auto', 'cpu')}", flush=True)
 
     peak = matmul_peak()
     print(f"  matmul 2048^2: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s", flush=True)
@@ -331,27 +388,41 @@ def main():
         synthetic_pairs(Path(tmp))
         steps = pix2pix_variants(tmp, args)
         infer = unet_inference(args)
-        print(f"  U-Net inference ({infer['source']}): eager {infer['eager_ms']:.1f} ms, ours {infer['ours_ms']:.1f} ms, "
-              f"max |diff| {infer['max_abs_diff']:.2e}", flush=True)
+        print(f"  U-Net inference ({infer['source']}): eager {infer['eager_ms']:.1f} ms, ours {infer['ours_ms']:.1f} ms "
+              f"(max |diff| {infer['max_abs_diff']:.2e}), ours in fp32 {infer['ours_fp32_ms']:.1f} ms (max |diff| {infer['max_abs_diff_fp32']:.2e})", flush=True)
         mnist = mnist_epochs(args)
         rss = memory(args, tmp)
     base = steps["fp32 eager (plain)"]
 
-    print("\n| figure | plain fp32 eager | ours | ratio |\n|---|---|---|---|")
-    for name in VARIANTS[1:]:
-        print(f"| pix2pix step, U-Net ngf={args.ngf} + PatchGAN, batch 4 ({name}) | {base:.2f} s | {steps[name]:.2f} s | {base / steps[name]:.2f}x |")
-    print(f"| U-Net inference, 1 sketch | {infer['eager_ms']:.1f} ms | {infer['ours_ms']:.1f} ms | {infer['eager_ms'] / infer['ours_ms']:.2f}x |")
-    print(f"| MNIST cGAN epoch ({args.subset or 60000} images) | {mnist['plain']:.2f} s | {mnist['ours']:.2f} s | {mnist['plain'] / mnist['ours']:.2f}x |")
+    precision = "bf16" if AMP else "fp32"
+    print(f"\n\"ours\" is the default path: {describe('auto', 'cpu')}\n")
+    print("| figure | plain fp32 eager | ours | ratio |\n|---|---|---|---|")
+    for name, (plain, _, _, bs) in VARIANTS.items():
+        if bs == 4 and not plain:
+            print(f"| pix2pix step, U-Net ngf={args.ngf} + PatchGAN, batch 4 ({name}) | {base:.2f} s | {steps[name]:.2f} s | {base / steps[name]:.2f}x |")
+    for p32 in ("fp32", "bf16"):
+        nchw, nhwc = steps[f"batch 1 {p32}, NCHW"], steps[f"batch 1 {p32}, NHWC"]
+        print(f"| pix2pix step, batch 1, {p32}: NCHW vs NHWC | | {nchw:.3f} / {nhwc:.3f} s | NHWC {nchw / nhwc:.2f}x |")
+    print(f"| U-Net inference, 1 sketch (ours, {precision}) | {infer['eager_ms']:.1f} ms | {infer['ours_ms']:.1f} ms | {infer['eager_ms'] / infer['ours_ms']:.2f}x |")
+    if AMP:
+        print(f"| U-Net inference, 1 sketch (ours fp32) | {infer['eager_ms']:.1f} ms | {infer['ours_fp32_ms']:.1f} ms | {infer['eager_ms'] / infer['ours_fp32_ms']:.2f}x |")
+    print(f"| MNIST cGAN epoch ({args.subset or 60000} images, ours, {precision}) | {mnist['plain']:.2f} s | {mnist['ours']:.2f} s | {mnist['plain'] / mnist['ours']:.2f}x |")
+    if AMP:
+        print(f"| MNIST cGAN epoch (ours fp32) | {mnist['plain']:.2f} s | {mnist['ours fp32']:.2f} s | {mnist['plain'] / mnist['ours fp32']:.2f}x |")
     print(f"| cGAN GFLOP/s vs fp32 matmul peak | | {mnist['gflops']:.0f} | {mnist['gflops'] / peak['fp32']:.0%} of {peak['fp32']:.0f} |")
     for k, v in rss.items():
         print(f"| peak RSS {k} | | {v:.0f} MB | |")
 
     figures = {
+        "precision": describe("auto", "cpu"), "cpu_bf16": native_bf16("cpu"), "cpu": caps,
         "pix2pix_step_speedup": round(base / steps["ours"], 3),
+        "pix2pix_step_speedup_fp32": round(base / steps["ours fp32"], 3), "pix2pix_step_speedup_bf16": round(base / steps["ours bf16"], 3),
         "pix2pix_step_s": {k: round(v, 3) for k, v in steps.items()},
         "unet_infer_ms": round(infer["ours_ms"], 2), "unet_infer_eager_ms": round(infer["eager_ms"], 2),
-        "unet_infer_max_abs_diff": infer["max_abs_diff"],
+        "unet_infer_fp32_ms": round(infer["ours_fp32_ms"], 2),
+        "unet_infer_max_abs_diff": infer["max_abs_diff"], "unet_infer_fp32_max_abs_diff": infer["max_abs_diff_fp32"],
         "mnist_cgan_epoch_s": round(mnist["ours"], 2), "mnist_cgan_plain_epoch_s": round(mnist["plain"], 2),
+        "mnist_cgan_fp32_epoch_s": round(mnist.get("ours fp32", mnist["ours"]), 2),
         "mnist_cgan_gflops": round(mnist["gflops"], 1), "matmul_peak_gflops": round(peak["fp32"], 1),
         "matmul_bf16_gflops": round(peak["bf16"], 1), "peak_rss_mb": {k: round(v) for k, v in rss.items()},
         "quick": args.quick, "machine": machine,

@@ -106,8 +106,8 @@ def colorize(G, image, stochastic=False):
     check_sketch(rgb)
     x, box = _to_square(rgb)
     set_mode(G, stochastic)
-    device = next(G.parameters()).device
-    y = _to_pil(G(x.to(device))[0].float())
+    w = next(G.parameters())
+    y = _to_pil(G(x.to(w.device, w.dtype))[0].float())  # w.dtype: bf16 for condgen.precision.inference_generator's copy
     left, top, right, bottom = (round(v) for v in box)
     box = (left, top, max(right, left + 1), max(bottom, top + 1))  # a 1-px-thin input keeps 1 px
     return y.crop(box).resize(rgb.size, Image.LANCZOS)
@@ -138,14 +138,15 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from .hub import CheckpointError
-    from .pix2pix import fold_batchnorm, load_generator
+    from .pix2pix import load_generator
+    from .precision import inference_generator
 
     try:
         G = load_generator(args.weights)
     except (CheckpointError, OSError) as e:
         sys.exit(f"error: {e}")
-    if not args.stochastic:  # eval mode: the same function with one pass fewer per layer, in oneDNN's faster layout
-        G = fold_batchnorm(G).to(memory_format=torch.channels_last)
+    if not args.stochastic:  # eval mode: BatchNorm folded, NHWC, bf16 where the CPU computes it natively
+        G = inference_generator(G)
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

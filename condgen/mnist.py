@@ -88,8 +88,10 @@ class Maxout(nn.Module):
         self.linear = nn.Linear(in_features, units * pieces)
 
     def forward(self, x):
-        # one matmul for all pieces: (N, units * pieces) -> (N, units, pieces) -> max over pieces
-        return self.linear(x).view(-1, self.units, self.pieces).amax(dim=2)
+        # one matmul for all pieces: (N, units * pieces) -> (N, units, pieces) -> max over pieces.
+        # max, not amax: its backward routes the gradient by the saved argmax, where amax's compares
+        # the input with the output again (1.2-1.4x slower forward + backward, in bf16 most).
+        return self.linear(x).view(-1, self.units, self.pieces).max(dim=2).values
 
 
 class Dropout(nn.Dropout):
@@ -100,7 +102,9 @@ class Dropout(nn.Dropout):
     def forward(self, x):
         if not self.training or x.device.type != "cpu" or not 0 < self.p < 1:
             return super().forward(x)
-        return x * ((torch.rand_like(x) >= self.p) * (1 / (1 - self.p)))
+        # the mask in x's dtype: under bf16 autocast an fp32 mask would promote the activations to fp32
+        keep = torch.rand_like(x, dtype=torch.float32) >= self.p
+        return x * keep.to(x.dtype).mul_(1 / (1 - self.p))
 
 
 class GeneratorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan", "conditional-image-generation"]):
