@@ -220,14 +220,14 @@ def main(args):
         try:  # strict loads: the architecture flags must match the run's
             G.load_state_dict(type(G).from_pretrained(Path(args.init_from) / "generator").state_dict())
             D_saved = Discriminator.from_pretrained(Path(args.init_from) / "discriminator")
-            if D_saved.net[0][0].out_channels == D.net[0][0].out_channels:  # same ndf
+            fresh = D_saved.net[0][0].out_channels != D.net[0][0].out_channels  # another ndf
+            if not fresh:
                 D.load_state_dict(D_saved.state_dict())
         except (CheckpointError, OSError, RuntimeError) as e:
             sys.exit(f"error: cannot start from {args.init_from}: {e}")
         if G_ema is not None:
             G_ema.load_state_dict(G.state_dict())
         if master_process:
-            fresh = D_saved.net[0][0].out_channels != D.net[0][0].out_channels
             print(f"initialized G {'' if fresh else 'and D '}from {args.init_from}" + (f" (D fresh: --ndf {args.ndf} differs from the saved one)" if fresh else ""))
     if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
