@@ -144,11 +144,6 @@ def predict(G, x, batch_size=8, stochastic=False):
     return out
 
 
-def evaluate(G, x, y, stochastic=False):
-    """Scores of G on pairs x -> y (tensors in [-1, 1])."""
-    return scores(predict(G, x, stochastic=stochastic), y, x)
-
-
 def baselines(x, y):
     """What trivial colorizers score: the sketch itself, and an all-white image."""
     return {"sketch as output": scores(x, y, x), "white image": scores(torch.ones_like(y), y, x)}
