@@ -27,6 +27,7 @@ from tqdm import tqdm
 from condgen import distributed
 from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import mnist_tensors, shuffled_batches
+from condgen.ema import recalibrate_batchnorm, update_ema
 from condgen.hub import push_error, push_run
 from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, one_hot
 from condgen.precision import CHOICES, autocast, describe, resolve_amp
@@ -83,25 +84,14 @@ def parse_args(argv=None):
     return args
 
 
-@torch.no_grad()
-def recalibrate_batchnorm(G, conditional, device, batches=50, batch_size=256):
-    """BatchNorm statistics that belong to the averaged weights: re-estimated from fresh
-    forward passes (averaging the raw G's statistics would pair them with other weights)."""
-    norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm1d)]
-    if not norms:
-        return G
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the passes below
-    G.train()
-    gen = torch.Generator(device=device).manual_seed(0)  # fixed: leaves the training RNG stream alone
+def noise_batches(G, conditional, device, batches=50, batch_size=256):
+    """(z[, c]) batches for re-estimating G_ema's BatchNorm statistics, from a fixed seed: they
+    leave the training RNG stream alone."""
+    gen = torch.Generator(device=device).manual_seed(0)
     for _ in range(batches):
         z = torch.randn(batch_size, G.nz, device=device, generator=gen)
         c = (F.one_hot(torch.randint(0, 10, (batch_size,), device=device, generator=gen), 10).float(),) if conditional else ()
-        G(z, *c)
-    for m in norms:
-        m.momentum = 0.1
-    return G.eval()
+        yield (z, *c)
 
 
 def sample_grid(G, z_fixed, conditional):
@@ -236,9 +226,7 @@ def main(args):
             idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size images
             stats = train_step(G_train, D_train, opt_G, opt_D, x_all[idx], c_all[idx] if conditional else None, args.real_label, amp)
             if args.ema:
-                with torch.no_grad():
-                    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-                        p_ema.lerp_(p, 1 - args.ema)
+                update_ema(G_ema, G, args.ema)
 
             sums += stats
             if i % 50 == 0:  # the only host syncs of the loop
@@ -253,7 +241,7 @@ def main(args):
 
         # Per epoch: a sample grid, the publishable generator, then the resume state (written last,
         # so a run killed mid-save resumes from the previous complete epoch).
-        G_pub = recalibrate_batchnorm(G_ema, conditional, device) if args.ema else G
+        G_pub = recalibrate_batchnorm(G_ema, noise_batches(G_ema, conditional, device)) if args.ema else G
         grid = sample_grid(G_pub, z_fixed, conditional)
         atomic_write(out / "samples" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
         save_pretrained_atomic(G_pub, out / "generator")

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from condgen import distributed
 from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
 from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_unit
+from condgen.ema import recalibrate_batchnorm, update_ema
 from condgen.hub import push_error, push_run
 from condgen.metrics import baselines, predict, scores, table
 from condgen.pix2pix import GENERATORS, Discriminator
@@ -133,22 +134,6 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
     (loss_G_GAN + lambda_L1 * loss_G_L1).backward()
     opt_G.step()
     return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN, loss_G_L1=loss_G_L1).items()}
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(G, batches, count):
-    """Re-estimate G's BatchNorm running statistics as a cumulative average over `count` forward
-    passes in training mode (dropout on, as the raw G's statistics were gathered); G left in eval."""
-    norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    G.train()
-    for _, x in zip(range(count), batches):
-        G(x)
-    for m in norms:
-        m.momentum = 0.1
-    return G.eval()
 
 
 def lr_at(epoch, args):
@@ -265,8 +250,7 @@ def main(args):
             x, y = data.batch(idx, device, layout)  # (N, 3, 256, 256) each, jittered
             losses = train_step(G_train, D_train, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp)
             if G_ema is not None:
-                with torch.no_grad():  # one fused kernel for all tensors, not one per parameter
-                    torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1 - args.ema)
+                update_ema(G_ema, G, args.ema)
             sums += torch.stack([losses[k] for k in names])
             if i % 10 == 0:
                 bar.set_postfix(loss_D=f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']).item():.3f}",
@@ -283,7 +267,7 @@ def main(args):
             # BatchNorm statistics that belong to the averaged weights, from fresh training batches
             # (with the RNG streams forked: the training draws stay what an uninterrupted run draws)
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                passes = (data.batch(idx, device, layout)[0] for idx in shuffled_batches(len(data), args.batch_size, torch.Generator().manual_seed(epoch)))
+                passes = (data.batch(idx, device, layout)[:1] for idx in shuffled_batches(len(data), args.batch_size, torch.Generator().manual_seed(epoch)))
                 recalibrate_batchnorm(G_ema, passes, count=100 // args.batch_size + 1)
         G_pub = G_ema if G_ema is not None else G
 
