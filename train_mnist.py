@@ -13,8 +13,6 @@ et al. 2016, https://arxiv.org/abs/1606.03498); the non-saturating generator los
 
 import argparse
 import copy
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,15 +20,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
-from tqdm import tqdm
 
-from condgen import distributed
-from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
+from condgen import distributed, run
+from condgen.checkpoint import atomic_write
 from condgen.data import mnist_tensors, shuffled_batches
 from condgen.ema import recalibrate_batchnorm, update_ema
-from condgen.hub import push_error, push_run
-from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN, one_hot
-from condgen.precision import CHOICES, autocast, describe, resolve_amp
+from condgen.hub import push_error
+from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorCGAN, GeneratorGAN
+from condgen.precision import CHOICES, autocast
+from condgen.sample import noise_batches, training_grid
+
+# --resume continues a run only if these flags are unchanged (another --epochs is fine)
+RESUME_KEYS = ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed"]
 
 
 def parse_args(argv=None):
@@ -61,6 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-per-class", type=int, default=1000, help="samples per digit for the model card's evaluation (0: skip)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the generator folder when done")
     args = p.parse_args(argv)
+    args.command = run.command("train_mnist.py", p, args)  # for the model card
     if args.epochs < 1:
         p.error(f"--epochs must be >= 1, got {args.epochs}")
     if args.batch_size < 1 or (args.subset and args.subset < args.batch_size):
@@ -80,33 +82,7 @@ def parse_args(argv=None):
         p.error(f"--g-widths must be comma-separated integers, got {args.g_widths!r}")
     if args.g_widths and (min(args.g_widths) < 1 or (args.model == "cgan" and len(args.g_widths) != 3)):
         p.error(f"--g-widths: {'three' if args.model == 'cgan' else 'positive'} widths expected, got {args.g_widths}")
-    args.command = "python train_mnist.py " + " ".join(sys.argv[1:] if argv is None else argv)  # for the model card
     return args
-
-
-def noise_batches(G, conditional, device, batches=50, batch_size=256):
-    """(z[, c]) batches for re-estimating G_ema's BatchNorm statistics, from a fixed seed: they
-    leave the training RNG stream alone."""
-    gen = torch.Generator(device=device).manual_seed(0)
-    for _ in range(batches):
-        z = torch.randn(batch_size, G.nz, device=device, generator=gen)
-        c = (F.one_hot(torch.randint(0, 10, (batch_size,), device=device, generator=gen), 10).float(),) if conditional else ()
-        yield (z, *c)
-
-
-def sample_grid(G, z_fixed, conditional):
-    """GAN: 8x8 samples. cGAN: rows = digits 0-9, columns share the same z (style stays, digit changes)."""
-    was_training = G.training
-    G.eval()
-    with torch.no_grad():
-        if conditional:
-            z = z_fixed[:10].repeat(10, 1)  # (100, nz): row r, column j uses z_j
-            c = one_hot(torch.arange(10).repeat_interleave(10)).to(z)
-            x = G(z, c)
-        else:
-            x = G(z_fixed[:64])
-    G.train(was_training)
-    return torchvision.utils.make_grid(x.cpu(), nrow=10 if conditional else 8, normalize=True, value_range=(-1, 1), pad_value=1)
 
 
 def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9, amp=None):
@@ -149,41 +125,20 @@ def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9, amp=None):
 
 
 def main(args):
-    rank, world_size, device = distributed.setup(args.device)
+    rank, world_size, device, amp = run.start(args)
     master_process = rank == 0  # logs, samples, checkpoints, pushes
-    amp = resolve_amp(args.amp, device)
-    args.precision = describe(args.amp, device)  # what auto picked, in args.json and the model card
-    config = {k: str(v) for k, v in vars(args).items()}  # printed, saved as args.json and in the checkpoint's meta
-    if master_process:
-        print(json.dumps(config))
-        print(f"precision: {args.precision}")
+    config = run.show_config(args, master_process)
     conditional = args.model == "cgan"
-    torch.manual_seed(args.seed + rank)  # each rank its own noise; DDP gives them rank 0's initial weights
-
-    try:
-        x_all, c_all = mnist_tensors(args.data_dir)
-    except (OSError, RuntimeError) as e:
-        sys.exit(f"error: {e}")
-    if args.subset:
-        x_all, c_all = x_all[: args.subset], c_all[: args.subset]
-    x_all, c_all = x_all.to(device), c_all.to(device)
+    x_all, c_all = load_data(args, device, world_size)
     n = len(x_all)
-    if n < args.batch_size * world_size:
-        sys.exit(f"error: {n} images are fewer than one global batch ({args.batch_size} x {world_size} processes)")
-
-    widths = {"widths": args.g_widths} if args.g_widths else {}
-    if conditional:
-        G, D = GeneratorCGAN(batchnorm=args.g_batchnorm, **widths).to(device), DiscriminatorCGAN().to(device)
-    else:
-        G, D = GeneratorGAN(batchnorm=args.g_batchnorm, **widths).to(device), DiscriminatorGAN(minibatch_std=args.d_minibatch_std).to(device)
+    G, D = build_models(args)
+    G, D = G.to(device), D.to(device)
     # Under torchrun the training forwards go through DDP wrappers, which average the gradients;
     # G and D stay the bare modules that are saved, sampled and averaged. G keeps plain BatchNorm:
     # each rank normalizes over its own batch-size images, as one process would (SyncBatchNorm
     # would need CUDA and an allreduce per layer).
     G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
-    # G_ema: a running average of G's weights (Yazici et al. 2019, https://arxiv.org/abs/1806.04498).
-    # The raw G jitters around the equilibrium from step to step; the average sits nearer its centre
-    # and draws cleaner digits. Only G_ema is published; training itself is unchanged. Copied after
+    # G_ema: a running average of G's weights (condgen.ema), the published generator. Copied after
     # the wrap, which gave every rank rank 0's weights.
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
@@ -191,29 +146,10 @@ def main(args):
     opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
     shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
     z_fixed = torch.randn(100, G.nz, generator=torch.Generator().manual_seed(1234)).to(device)
+    optimizers = {"opt_G": opt_G, "opt_D": opt_D}
+    start_epoch, history = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
 
-    out, state_file = args.out, args.out / "state.safetensors"
-    start_epoch, history = 0, []
-    if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
-        try:
-            check_resume(state_file, args, ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed"])
-            rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
-            # G_ema is optional: a run started with --ema 0 has none, and the average starts from G
-            G_ema.load_state_dict(G.state_dict())
-            load_state(state_file, {"G_ema": G_ema}, optional=("G_ema",))
-        except (FileNotFoundError, ValueError) as e:
-            sys.exit(f"error: cannot resume: {e}")
-        if meta["model"] != args.model:
-            sys.exit(f"error: cannot resume: {state_file} is a {meta['model']} run, not {args.model}")
-        set_rng_states(distributed.own_rng_states(rng, rank, args.seed), shuffle, device)
-        start_epoch, history = meta["epoch"], meta["history"]
-        if master_process:
-            print(f"resumed {state_file} at epoch {start_epoch}")
-    if master_process:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1)))
-
-    steps_per_epoch = n // (args.batch_size * world_size)
+    out, steps_per_epoch = args.out, n // (args.batch_size * world_size)
     # what is published if no epoch is left to run (--resume of a finished run): G_ema was saved
     # with the statistics recalibrate_batchnorm gave it
     G_pub = G_ema if args.ema else G
@@ -221,81 +157,93 @@ def main(args):
         t0 = time.time()
         sums = torch.zeros(4, device=device)  # loss_D, loss_G, D(x), D(G(z)); summed on device, no per-step sync
         batches = shuffled_batches(n, args.batch_size * world_size, shuffle)  # global batches
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=None if master_process else True)
+        bar = run.progress(batches, steps_per_epoch, epoch, args.epochs, master_process)
         for i, idx in enumerate(bar):
             idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size images
-            stats = train_step(G_train, D_train, opt_G, opt_D, x_all[idx], c_all[idx] if conditional else None, args.real_label, amp)
+            stats = train_step(G_train, D_train, opt_G, opt_D, x_all[idx], c_all[idx] if conditional else None,
+                               args.real_label, amp)
             if args.ema:
                 update_ema(G_ema, G, args.ema)
-
             sums += stats
             if i % 50 == 0:  # the only host syncs of the loop
                 bar.set_postfix(loss_D=f"{stats[0]:.3f}", loss_G=f"{stats[1]:.3f}")
         means = (distributed.mean_over_ranks(sums) / steps_per_epoch).tolist()
-        record = dict(epoch=epoch + 1, loss_D=means[0], loss_G=means[1], D_x=means[2], D_G_z=means[3], seconds=time.time() - t0)
-        history.append(record)
+        history.append(dict(epoch=epoch + 1, loss_D=means[0], loss_G=means[1], D_x=means[2], D_G_z=means[3],
+                            seconds=time.time() - t0))
         rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
         if not master_process:  # the rest of the epoch is rank 0's: log, samples, checkpoint
             continue
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
-
-        # Per epoch: a sample grid, the publishable generator, then the resume state (written last,
-        # so a run killed mid-save resumes from the previous complete epoch).
+        run.log_epoch(out, history)
+        # Per epoch: a sample grid, then the publishable generator and the resume state.
         G_pub = recalibrate_batchnorm(G_ema, noise_batches(G_ema, conditional, device)) if args.ema else G
-        grid = sample_grid(G_pub, z_fixed, conditional)
-        atomic_write(out / "samples" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
-        save_pretrained_atomic(G_pub, out / "generator")
-        save_pretrained_atomic(D, out / "discriminator")
+        grid = training_grid(G_pub, z_fixed, conditional)
+        atomic_write(out / "samples" / f"epoch_{epoch + 1:03d}.png",
+                     lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
         meta = dict(model=args.model, epoch=epoch + 1, history=history, args=config)
-        save_state(state_file, {"G": G, "D": D, "G_ema": G_ema}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
+        run.save(out, {"generator": G_pub, "discriminator": D}, {"G": G, "D": D, "G_ema": G_ema}, optimizers, rng, meta)
 
     distributed.finish(G, D)
     if not master_process:
         return G, history
-    torchvision.utils.save_image(sample_grid(G_pub, z_fixed, conditional), out / "generator" / "samples.png")
+    torchvision.utils.save_image(training_grid(G_pub, z_fixed, conditional), out / "generator" / "samples.png")
     write_card(out / "generator", args, history, device, world_size)
-    if args.push_to_hub:
-        push_run([(out / "generator", args.push_to_hub)], f"condgen {args.model}: {len(history)} epochs")
+    run.push(args, [(out / "generator", args.push_to_hub)], f"condgen {args.model}: {len(history)} epochs")
     return G_pub, history
+
+
+def load_data(args, device, world_size):
+    """MNIST's images and labels (the first --subset), on device; at least one global batch."""
+    try:
+        x_all, c_all = mnist_tensors(args.data_dir)
+    except (OSError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    if args.subset:
+        x_all, c_all = x_all[: args.subset], c_all[: args.subset]
+    if len(x_all) < args.batch_size * world_size:
+        sys.exit(f"error: {len(x_all)} images are fewer than one global batch ({args.batch_size} x {world_size} processes)")
+    return x_all.to(device), c_all.to(device)
+
+
+def build_models(args):
+    """(G, D) for --model, on the CPU."""
+    widths = {"widths": args.g_widths} if args.g_widths else {}
+    if args.model == "cgan":
+        return GeneratorCGAN(batchnorm=args.g_batchnorm, **widths), DiscriminatorCGAN()
+    return GeneratorGAN(batchnorm=args.g_batchnorm, **widths), DiscriminatorGAN(minibatch_std=args.d_minibatch_std)
 
 
 def write_card(folder, args, history, device, world_size=1):
     """Model card with the command, epochs, wall time and machine; evaluation appended if available."""
-    from condgen.evaluate import evaluate_mnist_card  # late import: evaluation needs the classifier weights
+    from condgen.evaluate_mnist import evaluate_card  # late import: evaluation needs the classifier weights
 
-    wall = sum(h["seconds"] for h in history)
-    if args.eval_per_class > 0:  # ~40 s on a CPU: say so rather than fall silent
+    if args.eval_per_class > 0:  # the evaluation takes a while on a CPU: say so rather than fall silent
         print(f"evaluating {folder} for its model card: 10 x {args.eval_per_class} samples against the MNIST test set "
-              "(~40 s on a CPU at the default 1000; --eval-per-class 0 skips)", flush=True)
-    body = evaluate_mnist_card(folder, args.model, args.data_dir, args.eval_per_class)
-    text = f"""---
-library_name: condgen
-license: mit
-tags: [condgen, mnist, {'gan, cgan' if args.model == 'cgan' else 'gan'}]
-datasets: [mnist]
----
-# condgen {args.model.upper()} on MNIST
+              "(--eval-per-class 0 skips)", flush=True)
+    body = evaluate_card(folder, args.model, args.data_dir, args.eval_per_class)
+    cgan, last = args.model == "cgan", history[-1]
+    cls = "GeneratorCGAN" if cgan else "GeneratorGAN"
+    what = ("Label-conditioned GAN (Mirza & Osindero 2014) with the paper's Maxout discriminator" if cgan
+            else "Unconditional MLP GAN (Goodfellow et al. 2014)")
+    batch = f", batch {args.batch_size} x {world_size} processes" if world_size > 1 else ""
+    training = [f"epochs: {len(history)}{batch}, {run.machine(history, device)}",
+                f"final epoch: loss_D {last['loss_D']:.3f}, loss_G {last['loss_G']:.3f}, D(x) {last['D_x']:.2f}, "
+                f"D(G(z)) {last['D_G_z']:.2f}"]
+    front = [f"tags: [condgen, mnist, {'gan, cgan' if cgan else 'gan'}]", "datasets: [mnist]"]
+    heading = f"""# condgen {args.model.upper()} on MNIST
 
-{"Label-conditioned GAN (Mirza & Osindero 2014) with the paper's Maxout discriminator" if args.model == "cgan" else "Unconditional MLP GAN (Goodfellow et al. 2014)"}, trained with [condgen](https://github.com/condgen/condgen).
+{what}, trained with [condgen](https://github.com/condgen/condgen).
 
-![samples](samples.png)
-
-## Training
-- command: `{args.command}`
-- epochs: {len(history)}{f", batch {args.batch_size} x {world_size} processes" if world_size > 1 else ""}, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
-- precision: {args.precision}
-- final epoch: loss_D {history[-1]['loss_D']:.3f}, loss_G {history[-1]['loss_G']:.3f}, D(x) {history[-1]['D_x']:.2f}, D(G(z)) {history[-1]['D_G_z']:.2f}
-
-## Evaluation
+![samples](samples.png)"""
+    sections = f"""## Evaluation
 {body}
 
 ## Use
 ```python
-from condgen import {"GeneratorCGAN" if args.model == "cgan" else "GeneratorGAN"}
-G = {"GeneratorCGAN" if args.model == "cgan" else "GeneratorGAN"}.from_pretrained("<this folder or repo id>")
+from condgen import {cls}
+G = {cls}.from_pretrained("<this folder or repo id>")
 ```
 """
-    atomic_write(folder / "README.md", lambda tmp: Path(tmp).write_text(text))
+    run.write_card(folder, args, front, heading, training, sections)
 
 
 if __name__ == "__main__":

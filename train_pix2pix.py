@@ -19,26 +19,27 @@ is batch-size x world size. Rank 0 validates, logs and writes every file.
 
 import argparse
 import copy
-import json
-import platform
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
-from tqdm import tqdm
 
-from condgen import distributed
-from condgen.checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state, set_rng_states
-from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_unit
+from condgen import distributed, run
+from condgen.checkpoint import atomic_write
+from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_tanh_range
 from condgen.ema import recalibrate_batchnorm, update_ema
-from condgen.hub import push_error, push_run
-from condgen.metrics import baselines, predict, scores, table
-from condgen.pix2pix import GENERATORS, Discriminator
-from condgen.precision import CHOICES, default_channels_last, describe, resolve_amp
+from condgen.evaluate_pix2pix import baselines, predict, scores, table
+from condgen.hub import push_error
+from condgen.pix2pix import GENERATOR_CLASSES, Discriminator
+from condgen.precision import CHOICES, autocast, default_channels_last
+
+LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
+# --resume continues a run only if these flags are unchanged (another --epochs is fine)
+RESUME_KEYS = ["data", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size", "lr", "beta1",
+               "lambda_l1", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -57,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--augment", choices=["tutorial", "paper", "none"], default="tutorial", help="joint augmentation of sketch and color (see condgen.data.pair_augmentation)")
     p.add_argument("--subset", type=int, default=0, help="train on the first N pairs only (0: all); for smoke tests")
     # model
-    p.add_argument("--generator", choices=list(GENERATORS), default="unet", help="U-Net (skips) or the paper's encoder-decoder baseline")
+    p.add_argument("--generator", choices=list(GENERATOR_CLASSES), default="unet", help="U-Net (skips) or the paper's encoder-decoder baseline")
     p.add_argument("--ngf", type=int, default=64, help="generator width: filters of its first layer (paper: 64)")
     p.add_argument("--ndf", type=int, default=64, help="discriminator width (paper: 64)")
     p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
@@ -86,6 +87,7 @@ def parse_args(argv=None):
     p.add_argument("--weights-dtype", choices=["fp32", "fp16"], default="fp32", help="dtype of the published generator/ and discriminator/ weights (training state stays fp32)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload generator/ to REPO_ID and discriminator/ to REPO_ID-discriminator when done")
     args = p.parse_args(argv)
+    args.command = run.command("train_pix2pix.py", p, args)  # for the model card
     for name in ("epochs", "batch_size", "ngf", "ndf", "save_every"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -105,15 +107,14 @@ def parse_args(argv=None):
 
 def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=None):
     """One D step then one G step on a batch x -> y; returns the losses (detached)."""
-    autocast = torch.autocast(x.device.type, dtype=amp) if amp else nullcontext()
-    with autocast:
+    with autocast(x.device, amp):
         fake = G(x)
     loss_D_real = loss_D_fake = loss_G_GAN = torch.zeros((), device=x.device)
     if not l1_only:
         # D step: real pairs (x, y) -> 1, fake pairs (x, G(x)) -> 0; G's output detached. The
         # paper divides D's objective by 2, "which slows down the rate at which D learns relative
         # to G" (Sec. 3.3).
-        with autocast:
+        with autocast(x.device, amp):
             d_real, d_fake = D(x, y), D(x, fake.detach())  # (N, 1, 30, 30) logits each
         loss_D_real = F.binary_cross_entropy_with_logits(d_real.float(), torch.ones_like(d_real, dtype=torch.float))
         loss_D_fake = F.binary_cross_entropy_with_logits(d_fake.float(), torch.zeros_like(d_fake, dtype=torch.float))
@@ -125,23 +126,15 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
         # gradient here, which saves their backward pass. Under DDP through the bare module: a DDP
         # forward would wait in backward for gradients of D's weights that never come.
         D.requires_grad_(False)
-        with autocast:
+        with autocast(x.device, amp):
             d_fake = getattr(D, "module", D)(x, fake)
         loss_G_GAN = F.binary_cross_entropy_with_logits(d_fake.float(), torch.ones_like(d_fake, dtype=torch.float))
         D.requires_grad_(True)
-    loss_G_L1 = (fake.float() - y).abs().mean()  # on [-1, 1]: twice the L1 that condgen.metrics reports
+    loss_G_L1 = (fake.float() - y).abs().mean()  # on [-1, 1]: twice the L1 that condgen.evaluate_pix2pix reports
     opt_G.zero_grad(set_to_none=True)
     (loss_G_GAN + lambda_L1 * loss_G_L1).backward()
     opt_G.step()
     return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN, loss_G_L1=loss_G_L1).items()}
-
-
-def lr_at(epoch, args):
-    """Paper's schedule: constant, then linear decay to 0 over the last --lr-decay-epochs epochs."""
-    decay_start = args.epochs - args.lr_decay_epochs
-    if epoch < decay_start:
-        return args.lr
-    return args.lr * (1 - (epoch - decay_start + 1) / (args.lr_decay_epochs + 1))
 
 
 def val_grid(x, fake, y, rows):
@@ -151,21 +144,84 @@ def val_grid(x, fake, y, rows):
 
 
 def main(args):
-    rank, world_size, device = distributed.setup(args.device)
+    rank, world_size, device, amp = run.start(args)
     master_process = rank == 0  # validates, logs, writes files, pushes
-    amp = resolve_amp(args.amp, device)
-    args.precision = describe(args.amp, device)  # what auto picked, in args.json and the model card
     if args.channels_last is None:
         args.channels_last = default_channels_last(args.batch_size, amp)
-    config = {k: str(v) for k, v in vars(args).items()}  # printed, saved as args.json and in the checkpoint's meta
-    if master_process:
-        print(json.dumps(config))
-        print(f"precision: {args.precision}")
+    config = run.show_config(args, master_process)
     # NHWC batches and weights: oneDNN's convolutions run faster on CPU in that layout, and with the
     # weights NHWC too they are not reordered at every call. Checkpoints store plain tensors.
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
-    torch.manual_seed(args.seed + rank)  # each rank its own dropout and augmentation; DDP gives them rank 0's initial weights
+    data, x_val, y_val = load_data(args, device, world_size)
 
+    G, D = (m.to(device, memory_format=layout) for m in build_models(args))
+    # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the
+    # bare modules that are validated and saved. BatchNorm stays per rank: each normalizes over its
+    # own batch-size pairs, as one process would (SyncBatchNorm would need CUDA and an allreduce per layer).
+    G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
+    # G_ema: a running average of G's weights (condgen.ema); the adversarial term keeps G's colors moving
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if args.ema else None
+    fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
+    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+    shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
+    optimizers = {"opt_G": opt_G, "opt_D": opt_D}
+    if args.init_from and not args.resume:
+        init_from(args, G, D, G_ema, master_process)
+    start_epoch, history = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
+
+    out, steps_per_epoch = args.out, len(data) // (args.batch_size * world_size)
+    for epoch in range(start_epoch, args.epochs):
+        t0, lr = time.time(), run.constant_then_linear_decay(args.lr, epoch, args.epochs, args.lr_decay_epochs)
+        run.set_lr(optimizers.values(), lr)
+        G.train(), D.train()
+        sums = torch.zeros(len(LOSSES), device=device)  # summed on the device: no per-step sync
+        batches = shuffled_batches(len(data), args.batch_size * world_size, shuffle)  # global batches
+        bar = run.progress(batches, steps_per_epoch, epoch, args.epochs, master_process)
+        for i, idx in enumerate(bar):
+            idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size pairs
+            x, y = data.batch(idx, device, layout)  # (N, 3, 256, 256) each, jittered
+            losses = train_step(G_train, D_train, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp)
+            if G_ema is not None:
+                update_ema(G_ema, G, args.ema)
+            sums += torch.stack([losses[k] for k in LOSSES])
+            if i % 10 == 0:
+                bar.set_postfix(loss_D=f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']).item():.3f}",
+                                loss_G_GAN=f"{losses['loss_G_GAN'].item():.3f}", loss_G_L1=f"{losses['loss_G_L1'].item():.3f}")
+        means = distributed.mean_over_ranks(sums) / steps_per_epoch
+        history.append(dict(epoch=epoch + 1, lr=lr, **dict(zip(LOSSES, means.tolist())), seconds=time.time() - t0))
+        rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
+        if not master_process:  # the rest of the epoch is rank 0's: validation, log, checkpoint
+            continue
+
+        save = (epoch + 1) % args.save_every == 0 or epoch + 1 == args.epochs
+        if G_ema is not None and (save or x_val is not None):
+            recalibrate(G_ema, data, epoch, args.batch_size, device, layout)
+        G_pub = G_ema if G_ema is not None else G
+        if x_val is not None:
+            history[-1]["val"] = validate(G_pub, x_val, y_val, amp, out / "val" / f"epoch_{epoch + 1:03d}.png", args.val_rows)
+        run.log_epoch(out, history)
+        if save:  # every --save-every epochs: the publishable models, then the resume state
+            meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
+            state = {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}
+            run.save(out, {"generator": G_pub, "discriminator": D}, state, optimizers, rng, meta, args.weights_dtype)
+
+    distributed.finish(G, D)
+    if not master_process:
+        return G, D, history
+    write_card(out, args, history, device, x_val, y_val, world_size)
+    run.push(args, [(out / "generator", args.push_to_hub), (out / "discriminator", f"{args.push_to_hub}-discriminator")],
+             f"condgen pix2pix {args.generator}: {len(history)} epochs")
+    return G, D, history
+
+
+def build_models(args):
+    """(G, D) for the architecture flags, on the CPU."""
+    return GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample), Discriminator(ndf=args.ndf)
+
+
+def load_data(args, device, world_size):
+    """The training pairs (on the GPU when training there) and the validation pairs in [-1, 1] (None with --val none)."""
     try:
         data = PairDataset(args.data, augment=args.augment, subset=args.subset)
     except (OSError, ValueError) as e:
@@ -173,182 +229,91 @@ def main(args):
     x_val = y_val = None
     try:
         if args.val != "none":
-            x_val, y_val = (to_unit(t) for t in load_pairs(args.val))
+            x_val, y_val = (to_tanh_range(t) for t in load_pairs(args.val))
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e} (--val none trains without validation)")
     if device.type == "cuda":
         data.to(device)  # uint8 pairs on the GPU: batches are cut and jittered there, no host copies
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     if len(data) < args.batch_size * world_size:
-        sys.exit(f"error: {args.data} holds {len(data)} pairs, fewer than --batch-size {args.batch_size}" + (f" x {world_size} processes" if world_size > 1 else ""))
+        sys.exit(f"error: {args.data} holds {len(data)} pairs, fewer than --batch-size {args.batch_size}"
+                 + (f" x {world_size} processes" if world_size > 1 else ""))
+    return data, x_val, y_val
 
-    G = GENERATORS[args.generator](ngf=args.ngf, upsample=args.upsample).to(device, memory_format=layout)
-    D = Discriminator(ndf=args.ndf).to(device, memory_format=layout)
-    # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the
-    # bare modules that are validated and saved. BatchNorm stays per rank: each normalizes over its
-    # own batch-size pairs, as one process would (SyncBatchNorm would need CUDA and an allreduce per layer).
-    G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
-    # G_ema: a running average of G's weights (Yazici et al. 2019, https://arxiv.org/abs/1806.04498),
-    # as the cGAN publishes. The adversarial term keeps G moving from step to step, and its colors
-    # with it; the average sits nearer the centre. Training itself is unchanged.
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if args.ema else None
-    fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
-    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
-    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
-    shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
 
-    out, state_file = args.out, args.out / "state.safetensors"
-    start_epoch, history = 0, []
-    if args.init_from and not args.resume:
-        from condgen.hub import CheckpointError
+def init_from(args, G, D, G_ema, master_process):
+    """--init-from RUN: G and, if --ndf matches, D from RUN's published weights (strict: the
+    architecture flags must match the run's)."""
+    from condgen.hub import CheckpointError
 
-        try:  # strict loads: the architecture flags must match the run's
-            G.load_state_dict(type(G).from_pretrained(Path(args.init_from) / "generator").state_dict())
-            D_saved = Discriminator.from_pretrained(Path(args.init_from) / "discriminator")
-            fresh = D_saved.net[0][0].out_channels != D.net[0][0].out_channels  # another ndf
-            if not fresh:
-                D.load_state_dict(D_saved.state_dict())
-        except (CheckpointError, OSError, RuntimeError) as e:
-            sys.exit(f"error: cannot start from {args.init_from}: {e}")
-        if G_ema is not None:
-            G_ema.load_state_dict(G.state_dict())
-        if master_process:
-            print(f"initialized G {'' if fresh else 'and D '}from {args.init_from}" + (f" (D fresh: --ndf {args.ndf} differs from the saved one)" if fresh else ""))
-    if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
-        try:
-            check_resume(state_file, args, ["data", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size", "lr", "beta1", "lambda_l1", "l1_only", "seed"])
-            rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
-            if G_ema is not None:  # a run started without --ema has none: the average starts from G
-                G_ema.load_state_dict(G.state_dict())
-                load_state(state_file, {"G_ema": G_ema}, optional=("G_ema",))
-        except (FileNotFoundError, ValueError) as e:
-            sys.exit(f"error: cannot resume: {e}")
-        if meta["generator"] != args.generator:
-            sys.exit(f"error: cannot resume: {state_file} trains a {meta['generator']} generator, not {args.generator}")
-        set_rng_states(distributed.own_rng_states(rng, rank, args.seed), shuffle, device)
-        start_epoch, history = meta["epoch"], meta["history"]
-        if master_process:
-            print(f"resumed {state_file} at epoch {start_epoch}")
+    try:
+        G.load_state_dict(type(G).from_pretrained(Path(args.init_from) / "generator").state_dict())
+        D_saved = Discriminator.from_pretrained(Path(args.init_from) / "discriminator")
+        fresh = D_saved.net[0][0].out_channels != D.net[0][0].out_channels  # another ndf
+        if not fresh:
+            D.load_state_dict(D_saved.state_dict())
+    except (CheckpointError, OSError, RuntimeError) as e:
+        sys.exit(f"error: cannot start from {args.init_from}: {e}")
+    if G_ema is not None:
+        G_ema.load_state_dict(G.state_dict())
     if master_process:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1)))
-
-    steps_per_epoch = len(data) // (args.batch_size * world_size)
-    for epoch in range(start_epoch, args.epochs):
-        t0 = time.time()
-        lr = lr_at(epoch, args)
-        for opt in (opt_G, opt_D):
-            for group in opt.param_groups:
-                group["lr"] = lr
-        G.train(), D.train()
-        names = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]
-        sums = torch.zeros(len(names), device=device)  # summed on the device: no per-step sync
-        batches = shuffled_batches(len(data), args.batch_size * world_size, shuffle)  # global batches
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=not master_process)
-        for i, idx in enumerate(bar):
-            idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size pairs
-            x, y = data.batch(idx, device, layout)  # (N, 3, 256, 256) each, jittered
-            losses = train_step(G_train, D_train, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp)
-            if G_ema is not None:
-                update_ema(G_ema, G, args.ema)
-            sums += torch.stack([losses[k] for k in names])
-            if i % 10 == 0:
-                bar.set_postfix(loss_D=f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']).item():.3f}",
-                                loss_G_GAN=f"{losses['loss_G_GAN'].item():.3f}", loss_G_L1=f"{losses['loss_G_L1'].item():.3f}")
-        means = distributed.mean_over_ranks(sums) / steps_per_epoch
-        record = dict(epoch=epoch + 1, lr=lr, **dict(zip(names, means.tolist())), seconds=time.time() - t0)
-        history.append(record)
-        rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
-        if not master_process:  # the rest of the epoch is rank 0's: validation, log, checkpoint
-            continue
-
-        save = (epoch + 1) % args.save_every == 0 or epoch + 1 == args.epochs
-        if G_ema is not None and (save or x_val is not None):
-            # BatchNorm statistics that belong to the averaged weights, from fresh training batches
-            # (with the RNG streams forked: the training draws stay what an uninterrupted run draws)
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                passes = (data.batch(idx, device, layout)[:1] for idx in shuffled_batches(len(data), args.batch_size, torch.Generator().manual_seed(epoch)))
-                recalibrate_batchnorm(G_ema, passes, count=100 // args.batch_size + 1)
-        G_pub = G_ema if G_ema is not None else G
-
-        # Validation in eval mode (running BatchNorm statistics, no dropout): what colorize does.
-        if x_val is not None:
-            with torch.autocast(device.type, dtype=amp) if amp else nullcontext():
-                fake_val = predict(G_pub, x_val)
-            record["val"] = scores(fake_val, y_val, x_val)
-            grid = val_grid(x_val, fake_val, y_val, args.val_rows)
-            atomic_write(out / "val" / f"epoch_{epoch + 1:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
-        print(json.dumps(_rounded(record)))
-
-        # The log; every --save-every epochs the publishable models, then the resume state (written
-        # last, so a run killed mid-save resumes from the previous complete save).
-        atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(json.dumps(h) + "\n" for h in history)))
-        if save:
-            save_models(G_pub, D, out, args.weights_dtype)
-            meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
-            save_state(state_file, {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}, {"opt_G": opt_G, "opt_D": opt_D}, rng, meta)
-
-    distributed.finish(G, D)
-    if not master_process:
-        return G, D, history
-    write_card(out, args, history, device, x_val, y_val, world_size)
-    if args.push_to_hub:
-        push_run([(out / "generator", args.push_to_hub), (out / "discriminator", f"{args.push_to_hub}-discriminator")],
-                 f"condgen pix2pix {args.generator}: {len(history)} epochs")
-    return G, D, history
+        print(f"initialized G {'' if fresh else 'and D '}from {args.init_from}"
+              + (f" (D fresh: --ndf {args.ndf} differs from the saved one)" if fresh else ""))
 
 
-def _rounded(d):
-    return {k: _rounded(v) if isinstance(v, dict) else round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+def recalibrate(G_ema, data, epoch, batch_size, device, layout):
+    """BatchNorm statistics that belong to the averaged weights, from fresh training batches (with
+    the RNG streams forked: the training draws stay what an uninterrupted run draws)."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        batches = shuffled_batches(len(data), batch_size, torch.Generator().manual_seed(epoch))
+        recalibrate_batchnorm(G_ema, (data.batch(idx, device, layout)[:1] for idx in batches), count=100 // batch_size + 1)
 
 
-def save_models(G, D, out, dtype):
-    for model, name in ((G, "generator"), (D, "discriminator")):
-        # fp16 halves the files (the bundled weights); a copy, so training continues in fp32
-        save_pretrained_atomic(copy.deepcopy(model).half() if dtype == "fp16" else model, out / name)
+def validate(G, x_val, y_val, amp, grid_file, rows):
+    """Scores on the validation pairs in eval mode (running BatchNorm statistics, no dropout: what
+    colorize does), and their grid of sketch | output | truth rows."""
+    with autocast(next(G.parameters()).device, amp):
+        fake_val = predict(G, x_val)
+    grid = val_grid(x_val, fake_val, y_val, rows)
+    atomic_write(grid_file, lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
+    return scores(fake_val, y_val, x_val)
 
 
 def write_card(out, args, history, device, x_val, y_val, world_size=1):
     """Model card: command, epochs, wall time, val metrics beside the baselines; a sample grid."""
-    wall = sum(h["seconds"] for h in history)
     rows = {}
     if x_val is not None:
         rows = {f"this model ({args.generator}{', L1 only' if args.l1_only else ''})": history[-1]["val"], **baselines(x_val, y_val)}
         last = out / "val" / f"epoch_{len(history):03d}.png"
         if last.is_file():
             (out / "generator" / "samples.png").write_bytes(last.read_bytes())
-    cmd = "python train_pix2pix.py " + " ".join(sys.argv[1:])
-    text = f"""---
-library_name: condgen
-license: mit
-tags: [condgen, pix2pix, image-to-image, sketch-to-color]
----
-# condgen Pix2Pix {args.generator} (ngf={args.ngf}{", L1 only" if args.l1_only else ""})
+    cls, last = GENERATOR_CLASSES[args.generator].__name__, history[-1]
+    published = f"EMA of G (decay {args.ema}) published" if args.ema else "the raw G published"
+    renderings = ", ".join(f.name for f in rendering_folders(args.data))
+    processes = f" x {world_size} processes" if world_size > 1 else ""
+    training = [f"recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, lambda_L1 "
+                f"{args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), sketch renderings: {renderings}",
+                f"epochs: {len(history)}, batch {args.batch_size}{processes}, augmentation `{args.augment}`, {run.machine(history, device)}",
+                f"final epoch: loss_G_L1 {last['loss_G_L1']:.3f}, loss_G_GAN {last['loss_G_GAN']:.3f}, "
+                f"loss_D_real {last['loss_D_real']:.3f}, loss_D_fake {last['loss_D_fake']:.3f}"]
+    heading = f"""# condgen Pix2Pix {args.generator} (ngf={args.ngf}{", L1 only" if args.l1_only else ""})
 
 Sketch -> color generator (Isola et al. 2017, https://arxiv.org/abs/1611.07004), trained with
 [condgen](https://github.com/condgen/condgen) on {len(history)} epochs of `{args.data}`.
 
-{"![validation: sketch | output | truth](samples.png)" if rows else ""}
-
-## Training
-- command: `{cmd}`
-- recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {f"EMA of G (decay {args.ema}) published" if args.ema else "the raw G published"}, lambda_L1 {args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), sketch renderings: {", ".join(f.name for f in rendering_folders(args.data))}
-- epochs: {len(history)}, batch {args.batch_size}{f" x {world_size} processes" if world_size > 1 else ""}, augmentation `{args.augment}`, wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)
-- precision: {args.precision}
-- final epoch: loss_G_L1 {history[-1]['loss_G_L1']:.3f}, loss_G_GAN {history[-1]['loss_G_GAN']:.3f}, loss_D_real {history[-1]['loss_D_real']:.3f}, loss_D_fake {history[-1]['loss_D_fake']:.3f}
-
-## Evaluation on `{args.val}` (eval mode; L1/SSIM on [0, 1])
+{"![validation: sketch | output | truth](samples.png)" if rows else ""}"""
+    sections = f"""## Evaluation on `{args.val}` (eval mode; L1/SSIM on [0, 1])
 {table(rows) if rows else "no validation set"}
 
 ## Use
 ```python
-from condgen.pix2pix import {GENERATORS[args.generator].__name__}
+from condgen.pix2pix import {cls}
 from condgen.colorize import colorize
-G = {GENERATORS[args.generator].__name__}.from_pretrained("<this folder or repo id>")
+G = {cls}.from_pretrained("<this folder or repo id>")
 colorize(G, "sketch.png").save("color.png")
 ```
 """
-    atomic_write(out / "generator" / "README.md", lambda tmp: Path(tmp).write_text(text))
+    run.write_card(out / "generator", args, ["tags: [condgen, pix2pix, image-to-image, sketch-to-color]"], heading, training, sections)
 
 
 if __name__ == "__main__":

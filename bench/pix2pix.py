@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from condgen.pix2pix import GENERATORS, Discriminator  # noqa: E402
-from condgen.checkpoint import pick_device  # noqa: E402
+from condgen.pix2pix import GENERATOR_CLASSES, Discriminator  # noqa: E402
+from condgen.distributed import pick_device  # noqa: E402
 from train_pix2pix import train_step  # noqa: E402
 
 MODES = ["fp32 eager", "bf16 autocast", "channels_last"]
@@ -47,7 +47,7 @@ def timed(fn, warmup, repeats, device):
 
 def setup(generator, mode, batch_size, args, device):
     torch.manual_seed(0)
-    G, D = GENERATORS[generator](ngf=args.ngf).to(device), Discriminator(ndf=args.ndf).to(device)
+    G, D = GENERATOR_CLASSES[generator](ngf=args.ngf).to(device), Discriminator(ndf=args.ndf).to(device)
     x, y = torch.randn(2, batch_size, 3, 256, 256, device=device).tanh()
     if mode == "channels_last":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -81,7 +81,7 @@ def main(argv=None):
     p.add_argument("--ngf", type=int, default=64, help="generator width (64: the paper's)")
     p.add_argument("--ndf", type=int, default=None, help="discriminator width (default: --ngf)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4], help="training batch sizes")
-    p.add_argument("--generators", nargs="+", choices=list(GENERATORS), default=list(GENERATORS), help="generators to time")
+    p.add_argument("--generators", nargs="+", choices=list(GENERATOR_CLASSES), default=list(GENERATOR_CLASSES), help="generators to time")
     p.add_argument("--modes", nargs="+", choices=MODES, default=MODES, help="modes to time")
     p.add_argument("--repeats", type=int, default=2, help="timed repetitions (median reported; inference: 3x)")
     p.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")

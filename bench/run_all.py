@@ -49,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from condgen.data import PairDataset, mnist_tensors, pair_augmentation, shuffled_batches, to_unit  # noqa: E402
+from condgen.data import PairDataset, mnist_tensors, pair_augmentation, shuffled_batches, to_tanh_range  # noqa: E402
 from condgen.mnist import DiscriminatorCGAN, GeneratorCGAN, one_hot  # noqa: E402
 from condgen.pix2pix import Discriminator, UNetGenerator, fold_batchnorm  # noqa: E402
 from condgen.precision import cpu_capabilities, default_channels_last, describe, inference_generator, native_bf16, resolve_amp  # noqa: E402
@@ -130,7 +130,7 @@ class JpegPairs(torch.utils.data.Dataset):
 
         ab = torch.from_numpy(np.asarray(Image.open(self.files[i]).convert("RGB")).copy()).permute(2, 0, 1)
         x, y = self.transform(tv_tensors.Image(ab[:, :, :256]), tv_tensors.Image(ab[:, :, 256:]))
-        return to_unit(x.as_subclass(torch.Tensor)), to_unit(y.as_subclass(torch.Tensor))
+        return to_tanh_range(x.as_subclass(torch.Tensor)), to_tanh_range(y.as_subclass(torch.Tensor))
 
 
 def plain_pix2pix_step(G, D, opt_G, opt_D, x, y):

@@ -146,28 +146,3 @@ def _match_layouts(opt):
             for k, v in opt.state.get(p, {}).items():
                 if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
                     opt.state[p][k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
-
-
-def pick_device(name):
-    """--device: 'auto' takes CUDA, then Apple's MPS, then the CPU; any other name is used as given."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-
-
-def rng_states(shuffle, device):
-    """The random streams a resumed run must continue: torch's (noise, dropout), the data
-    shuffle's, and CUDA's when training there."""
-    rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
-    if device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state()
-    return rng
-
-
-def set_rng_states(rng, shuffle, device):
-    torch.set_rng_state(rng["torch"])
-    shuffle.set_state(rng["shuffle"])
-    if device.type == "cuda" and "cuda" in rng:
-        torch.cuda.set_rng_state(rng["cuda"])

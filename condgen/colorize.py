@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .data import to_unit
+from .data import on_white, square_on_white, to_tanh_range
 from .paper import normalize_sketch
 
 SIZE = 256
+HEAT = np.array([[215, 48, 39], [255, 255, 191], [26, 152, 80]], np.float32)  # fake red, unsure, real green
 
 
 def to_rgb(image):
@@ -57,10 +58,7 @@ def to_rgb(image):
         a = np.asarray(image, dtype=np.float64)
         lo, hi = (0.0, 65535.0) if image.mode.startswith("I;16") else (a.min(), max(a.max(), a.min() + 1))
         image = Image.fromarray(((a - lo) / (hi - lo) * 255).clip(0, 255).round().astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return image.convert("RGB")
+    return on_white(image)
 
 
 def check_sketch(rgb):
@@ -71,16 +69,11 @@ def check_sketch(rgb):
 
 
 def _to_square(rgb):
-    """Pad to a square with white (keeps the aspect), resize to SIZE; returns the tensor and the
-    box of the original inside the square, to undo it."""
-    side = max(rgb.size)
-    canvas = Image.new("RGB", (side, side), "white")
-    left, top = (side - rgb.width) // 2, (side - rgb.height) // 2
-    canvas.paste(rgb, (left, top))
-    resample = Image.LANCZOS if side > SIZE else Image.BICUBIC
-    x = torch.from_numpy(np.asarray(canvas.resize((SIZE, SIZE), resample)).copy()).permute(2, 0, 1)
-    box = tuple(v * SIZE / side for v in (left, top, left + rgb.width, top + rgb.height))
-    return to_unit(x)[None], box  # (1, 3, 256, 256) in [-1, 1]
+    """The generator's input: padded to a square and resized as the training pairs were
+    (condgen.data.square_on_white); returns the tensor and the box of rgb inside it, to undo it."""
+    square, box = square_on_white(rgb, SIZE)
+    x = torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)
+    return to_tanh_range(x)[None], box  # (1, 3, 256, 256) in [-1, 1]
 
 
 def _to_pil(t):
@@ -89,23 +82,14 @@ def _to_pil(t):
     return Image.fromarray(a)
 
 
-def set_mode(G, stochastic):
-    """Eval mode; with stochastic, dropout stays on (BatchNorm keeps its running statistics)."""
-    G.eval()
-    if stochastic:
-        for m in G.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.train()
-    return G
-
-
 @torch.no_grad()
-def colorize(G, image, stochastic=False):
-    """Colorize one sketch (path, PIL image or array) -> RGB PIL image of the input's size."""
+def colorize(G, image):
+    """Colorize one sketch (path, PIL image or array) -> RGB PIL image of the input's size. G runs in
+    the mode it is in, which the caller sets once: eval mode, or condgen.pix2pix.at_test_time with
+    stochastic (dropout on); never flipped here, so requests can share a G."""
     rgb = normalize_sketch(to_rgb(image))
     check_sketch(rgb)
     x, box = _to_square(rgb)
-    set_mode(G, stochastic)
     w = next(G.parameters())
     y = _to_pil(G(x.to(w.device, w.dtype))[0].float())  # w.dtype: bf16 for condgen.precision.inference_generator's copy
     left, top, right, bottom = (round(v) for v in box)
@@ -122,9 +106,29 @@ def patch_map(D, sketch, output):
     sketch is normalized as colorize does: D judges the pair G worked on."""
     x, _ = _to_square(normalize_sketch(to_rgb(sketch)))
     y, _ = _to_square(to_rgb(output))
-    D.eval()
     device = next(D.parameters()).device
     return torch.sigmoid(D(x.to(device), y.to(device)))[0, 0].float().cpu().numpy()
+
+
+def heat_overlay(p, y, alpha=0.5):
+    """patch_map's P(real) [30, 30] as a red-yellow-green heat map blended over the output y.
+
+    colorize() pads the sketch to a square resized to 256; map cell i sees the 70-px window from
+    8i - 23, centred at 8i + 12, so each pixel of that square takes its nearest centre's verdict;
+    the padding is then cropped off again."""
+    idx = np.clip(np.round((np.arange(SIZE) + 0.5 - 12) / 8), 0, p.shape[0] - 1).astype(int)
+    p = p[idx][:, idx, None]  # (256, 256, 1)
+    rgb = np.where(p < 0.5, HEAT[0] + (HEAT[1] - HEAT[0]) * 2 * p, HEAT[1] + (HEAT[2] - HEAT[1]) * (2 * p - 1))
+    side = max(y.size)
+    left, top = (side - y.width) // 2, (side - y.height) // 2
+    square = Image.fromarray(rgb.round().astype(np.uint8)).resize((side, side), Image.NEAREST)
+    return Image.blend(y, square.crop((left, top, left + y.width, top + y.height)), alpha)
+
+
+def colorize_and_judge(G, D, sketch):
+    """(G's colorized sketch, D's patch_map as a heat overlay on it, or None without a D)."""
+    y = colorize(G, sketch)
+    return y, (heat_overlay(patch_map(D, sketch, y), y) if D is not None else None)
 
 
 def main(argv=None):
@@ -138,15 +142,15 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from .hub import CheckpointError
-    from .pix2pix import load_generator
+    from .pix2pix import load_generator, at_test_time
     from .precision import inference_generator
 
     try:
         G = load_generator(args.weights)
     except (CheckpointError, OSError) as e:
         sys.exit(f"error: {e}")
-    if not args.stochastic:  # eval mode: BatchNorm folded, NHWC, bf16 where the CPU computes it natively
-        G = inference_generator(G)
+    # eval mode: BatchNorm folded, NHWC, bf16 where the CPU computes it natively; or dropout on
+    G = at_test_time(G, stochastic=True) if args.stochastic else inference_generator(G)
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +158,7 @@ def main(argv=None):
     for f in args.images:
         try:
             rgb = to_rgb(f)  # read once: colorized here, and shown beside its output in --grid
-            y = colorize(G, rgb, args.stochastic)
+            y = colorize(G, rgb)
             y.save(out / f"{Path(f).stem}.png")
             print(f"{f} -> {out / (Path(f).stem + '.png')}")
             rows.append((rgb, y))

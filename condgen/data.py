@@ -1,8 +1,9 @@
-"""Data: MNIST as in-memory tensors.
+"""Data: MNIST as in-memory tensors; pix2pix's sketch/color pairs, decoded once and augmented per
+step; and the image preparation that training pairs and served sketches share (on_white,
+square_on_white), so that the generator sees sketches prepared the one way.
 
-MNIST is 47 MB as uint8 and fits in memory many times over, so training slices shuffled
-batches out of one tensor instead of running a per-sample DataLoader (bench/mnist.py measures
-the difference).
+MNIST fits in memory many times over, so training slices shuffled batches out of one tensor
+instead of running a per-sample DataLoader (bench/run_all.py measures the difference).
 """
 
 import gzip
@@ -14,7 +15,7 @@ import torch
 from PIL import Image
 
 # torchvision is imported inside the functions that use it: importing it pulls in torch._dynamo
-# (~2 s), and the app imports this module only for to_unit, on its cold-start path.
+# (~2 s), and the app imports this module only for to_tanh_range, on its cold-start path.
 
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
@@ -101,15 +102,35 @@ def _image_files(folder):
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def on_white(image):
+    """PIL image -> RGB, transparency composited on white: a drawing app's transparent canvas is
+    paper, not black."""
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    return image.convert("RGB")
+
+
+def square_on_white(image, size=256):
+    """PIL image -> RGB size x size, on white, padded to a square with white (the aspect kept) and
+    resized with Lanczos; and the box (left, top, right, bottom) of the image inside it, in the
+    output's pixels, to undo it. condgen.sketchify makes the training pairs with it and
+    condgen.colorize the generator's input."""
+    rgb = on_white(image)
+    side = max(rgb.size)
+    canvas = Image.new("RGB", (side, side), "white")
+    left, top = (side - rgb.width) // 2, (side - rgb.height) // 2
+    canvas.paste(rgb, (left, top))
+    box = tuple(v * size / side for v in (left, top, left + rgb.width, top + rgb.height))
+    return canvas.resize((size, size), Image.LANCZOS), box
+
+
 def _read_rgb(path):
     """uint8 [3, H, W]; any mode PIL can read, composited on white where it has transparency."""
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-                im = im.convert("RGBA")
-                im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im)
-            rgb = im.convert("RGB")
+            rgb = on_white(im)
     except OSError as e:  # PIL.UnidentifiedImageError is an OSError
         raise ValueError(f"{path}: not a readable image ({e})") from e
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
@@ -188,7 +209,7 @@ class PairDataset(torch.utils.data.Dataset):
 
         x = self.x[i, torch.randint(self.x.shape[1], ()).item()]
         x, y = self.transform(tv_tensors.Image(x), tv_tensors.Image(self.y[i]))
-        return to_unit(x.as_subclass(torch.Tensor)), to_unit(y.as_subclass(torch.Tensor))
+        return to_tanh_range(x.as_subclass(torch.Tensor)), to_tanh_range(y.as_subclass(torch.Tensor))
 
     def to(self, device):
         """Keep the uint8 pairs on `device` (a GPU): batches are then cut and jittered there."""
@@ -210,7 +231,7 @@ class PairDataset(torch.utils.data.Dataset):
         else:
             x, y = (torch.stack(t) for t in zip(*(self.transform(*_images(a, b)) for a, b in zip(x, y))))
             x, y = x.to(device), y.to(device)
-        return to_unit(x).contiguous(memory_format=memory_format), to_unit(y).contiguous(memory_format=memory_format)
+        return to_tanh_range(x).contiguous(memory_format=memory_format), to_tanh_range(y).contiguous(memory_format=memory_format)
 
 
 def _images(*tensors):
@@ -232,6 +253,6 @@ def paper_jitter(xy, size=256):
     return torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flips)]).round_().clamp_(0, 255)
 
 
-def to_unit(img):
+def to_tanh_range(img):
     """uint8 (or float) [0, 255] -> float [-1, 1], the range of the generator's tanh."""
     return img.float().div(127.5).sub(1.0)

@@ -18,7 +18,30 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .checkpoint import pick_device, rng_states
+
+def pick_device(name):
+    """--device: 'auto' takes CUDA, then Apple's MPS, then the CPU; any other name is used as given."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+
+
+def rng_states(shuffle, device):
+    """The random streams a resumed run must continue: torch's (noise, dropout), the data
+    shuffle's, and CUDA's when training there."""
+    rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state()
+    return rng
+
+
+def set_rng_states(rng, shuffle, device):
+    torch.set_rng_state(rng["torch"])
+    shuffle.set_state(rng["shuffle"])
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"])
 
 
 def setup(device_name):

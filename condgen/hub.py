@@ -89,6 +89,26 @@ class HubMixin(
         return model.eval()
 
 
+def model_folder(path):
+    """path/generator for a training run's folder (the layout the training scripts write), else path."""
+    return Path(path) / "generator" if (Path(path) / "generator" / "config.json").is_file() else path
+
+
+def load_first(classes, path, what):
+    """The first of classes whose saved model path is: a folder, a training run's folder (holding
+    generator/) or a Hub id. config.json holds the constructor kwargs only, not the class; strict
+    loading refuses the wrong class (other layers, other widths), so each is tried in turn."""
+    if looks_like_path(path) and not Path(path).is_dir():
+        raise CheckpointError(f"no such folder: {path}")  # once, not once per class
+    path, errors = model_folder(path), []
+    for cls in classes:
+        try:
+            return cls.from_pretrained(path)
+        except CheckpointError as e:
+            errors.append(str(e).splitlines()[0][:300])
+    raise CheckpointError(f"{path}: not a {what} ({'; '.join(dict.fromkeys(errors))})")
+
+
 def _hub_offline():
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 

@@ -154,6 +154,14 @@ def _mlp(sizes, batchnorm):
     return nn.Sequential(*layers)
 
 
+def load_generator(path):
+    """A saved GeneratorGAN or GeneratorCGAN: a folder, a training run's folder or a Hub id. The class
+    is found by loading, not by reading config.json, so a Hub id needs no file fetched beforehand."""
+    from .hub import load_first
+
+    return load_first([GeneratorCGAN, GeneratorGAN], path, "GAN or cGAN generator")
+
+
 def one_hot(labels, num_classes=10):
     """Integer labels -> float one-hot, the cGAN's conditioning input."""
     labels = torch.as_tensor(labels)

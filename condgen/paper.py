@@ -87,7 +87,7 @@ def sketch_note(image):
 
 
 def normalize_batch(x):
-    """normalize_sketch on a batch of sketches [N, 3, H, W] in [-1, 1] (condgen.metrics' range)."""
+    """normalize_sketch on a batch of sketches [N, 3, H, W] in [-1, 1] (condgen.evaluate_pix2pix' range)."""
     import torch
 
     a = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()

@@ -42,7 +42,7 @@ UNET_DECODER = "CD512-CD1024-CD1024-C1024-C1024-C512-C256-C128"
 DISCRIMINATOR = "C64-C128-C256-C512"
 
 
-def parse(spec, width=64):
+def parse_spec(spec, width=64):
     """'CD512-C256' -> [(512 * width // 64, True), (256 * width // 64, False)]: (channels, dropout)."""
     return [(int(tok.lstrip("CD")) * width // 64, tok.startswith("CD")) for tok in spec.split("-")]
 
@@ -90,7 +90,7 @@ class DecodeBlock(nn.Sequential):
 
 def _encoder(in_channels, ngf):
     blocks, c = [], in_channels
-    spec = parse(ENCODER, ngf)
+    spec = parse_spec(ENCODER, ngf)
     for i, (k, _) in enumerate(spec):
         # Paper: no BatchNorm on the first C64. Official code: none on the innermost 1x1 layer.
         blocks.append(EncodeBlock(c, k, norm=0 < i < len(spec) - 1))
@@ -110,8 +110,8 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose"):
         super().__init__()
         self.encoder = _encoder(in_channels, ngf)
-        blocks, c = [], parse(ENCODER, ngf)[-1][0]
-        for k, dropout in parse(DECODER, ngf):
+        blocks, c = [], parse_spec(ENCODER, ngf)[-1][0]
+        for k, dropout in parse_spec(DECODER, ngf):
             blocks.append(DecodeBlock(c, k, dropout, upsample))
             c = k
         self.decoder = nn.ModuleList(blocks)
@@ -134,9 +134,9 @@ class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose"):
         super().__init__()
         self.encoder = _encoder(in_channels, ngf)
-        skips = [k for k, _ in parse(ENCODER, ngf)][-2::-1]  # mirrored: 512, 512, ..., 128, 64
-        outs = [k for k, _ in parse(DECODER, ngf)]
-        ins = parse(UNET_DECODER, ngf)
+        skips = [k for k, _ in parse_spec(ENCODER, ngf)][-2::-1]  # mirrored: 512, 512, ..., 128, 64
+        outs = [k for k, _ in parse_spec(DECODER, ngf)]
+        ins = parse_spec(UNET_DECODER, ngf)
         # The paper's string must equal what the skips produce: previous output + mirrored skip.
         assert [k for k, _ in ins[1:]] == [o + s for o, s in zip(outs, skips)], "UNET_DECODER does not match"
         self.decoder = nn.ModuleList(DecodeBlock(i, o, dropout, upsample) for (i, dropout), o in zip(ins, outs))
@@ -164,7 +164,7 @@ class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
 
     def __init__(self, in_channels: int = 6, ndf: int = 64):
         super().__init__()
-        spec = parse(DISCRIMINATOR, ndf)
+        spec = parse_spec(DISCRIMINATOR, ndf)
         blocks, c = [], in_channels
         for i, (k, _) in enumerate(spec):
             # C64-C128-C256 with stride 2, C512 with stride 1; no BatchNorm on C64 (as the encoder)
@@ -192,6 +192,18 @@ def init_weights(module):
             nn.init.zeros_(m.bias)
 
 
+def at_test_time(G, stochastic=False):
+    """G at test time: eval mode (BatchNorm's running statistics); with stochastic, dropout stays on,
+    the paper's noise z ("we provide noise only in the form of dropout, applied ... at both training
+    and test time", Sec. 2.2). Returns G, changed in place."""
+    G.eval()
+    if stochastic:
+        for m in G.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
+    return G
+
+
 def fold_batchnorm(G):
     """An inference copy of G with each eval-mode BatchNorm folded into the convolution before it
     (w' = w * gamma / sigma, b' = beta + (b - mu) * gamma / sigma): the same function with one pass
@@ -209,25 +221,11 @@ def fold_batchnorm(G):
     return G.requires_grad_(False)
 
 
-GENERATORS = {"unet": UNetGenerator, "encoder-decoder": EncoderDecoderGenerator}
+GENERATOR_CLASSES = {"unet": UNetGenerator, "encoder-decoder": EncoderDecoderGenerator}  # --generator NAME
 
 
 def load_generator(path):
-    """A saved generator folder, a training run's folder (holding generator/) or a Hub id, of either
-    architecture: config.json does not say which (it holds the constructor kwargs only), so try
-    each class; strict loading rejects the wrong one because the decoder's input widths differ."""
-    from pathlib import Path
+    """A saved pix2pix generator of either architecture: a folder, a training run's folder or a Hub id."""
+    from .hub import load_first
 
-    from .hub import CheckpointError, looks_like_path
-
-    if looks_like_path(path) and not Path(path).is_dir():
-        raise CheckpointError(f"no such folder: {path}")  # once, not once per class
-    if (Path(path) / "generator" / "config.json").is_file():
-        path = Path(path) / "generator"
-    errors = []
-    for cls in GENERATORS.values():
-        try:
-            return cls.from_pretrained(path)
-        except CheckpointError as e:
-            errors.append(str(e).splitlines()[0][:300])
-    raise CheckpointError(f"{path}: not a pix2pix generator ({'; '.join(dict.fromkeys(errors))})")
+    return load_first(GENERATOR_CLASSES.values(), path, "pix2pix generator")

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .data import square_on_white
+
 SIZE = 256
 
 # Renderings of one color image as a sketch. One Canny setting gives one kind of sketch, but users
@@ -46,19 +48,6 @@ RENDERINGS = {
     "wobbly": dict(low=0.03, high=0.08, gain=(1.6, 2.3), wobble=2.0),
 }
 METHODS = [*RENDERINGS, "xdog"]
-
-
-def square_on_white(img, size=SIZE):
-    """Any PIL image -> RGB size x size: transparency composited on white, padded to a square with
-    white (the artwork keeps its aspect), then resized."""
-    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    img = img.convert("RGB")
-    side = max(img.size)
-    canvas = Image.new("RGB", (side, side), "white")
-    canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
-    return canvas.resize((size, size), Image.LANCZOS)
 
 
 def gaussian_blur(t, sigma):
@@ -215,7 +204,7 @@ def _wobble(ink, amplitude, rng):
 
 def make_pair(img, method="canny", seed=0):
     """Color image -> 512x256 RGB pair: sketch left, color right."""
-    color = square_on_white(img)
+    color, _ = square_on_white(img, SIZE)
     pair = Image.new("RGB", (2 * SIZE, SIZE), "white")
     pair.paste(sketch(color, method, seed=seed).convert("RGB"), (0, 0))
     pair.paste(color, (SIZE, 0))

@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests run offline: nothing may reach the Hub or download data."""
+"""Shared fixtures and the test environment, set here once. Tests run offline: nothing may reach
+the Hub or download data."""
 
 import os
 
@@ -7,9 +8,12 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import shutil  # noqa: E402
+import socket  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("CONDGEN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -31,3 +35,68 @@ def mnist_root(shared_data, tmp_path_factory):
     for p in root.rglob("*"):
         p.chmod(0o755 if p.is_dir() else 0o644)
     return root
+
+
+def start_app(flags):
+    """Launch app.main on a free loopback port without blocking; returns (demo, url)."""
+    import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.main([*flags, "--host", "127.0.0.1", "--port", str(port)], prevent_thread_lock=True, quiet=True)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def launch_app():
+    """launch_app(flags) -> the URL of the app started with flags; every app it started is closed
+    after the test module."""
+    demos = []
+
+    def launch(flags):
+        demo, url = start_app(flags)
+        demos.append(demo)
+        return url
+
+    yield launch
+    for demo in demos:
+        demo.close()
+
+
+def save_pix2pix(root):
+    """Small random pix2pix generators (ngf=8) with their PatchGANs; returns the app's CLI flags:
+    sketch tab on these, MNIST tabs on the bundled weights. The U-Net is saved in the layout
+    train_pix2pix.py writes (<run>/generator, <run>/discriminator), the encoder-decoder in the
+    bundled one (<generator>/discriminator)."""
+    import torch
+
+    from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator
+
+    torch.manual_seed(0)
+    for name, cls, g, d in (("unet", UNetGenerator, "generator", "discriminator"),
+                            ("encoder-decoder", EncoderDecoderGenerator, "", "discriminator")):
+        G = cls(ngf=8)
+        with torch.no_grad():  # 10x the N(0, 0.02) init: outputs span the colors and dropout shows in them
+            for m in G.modules():
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                    m.weight.mul_(10)
+        G.save_pretrained(root / name / g)
+        Discriminator(ndf=8).save_pretrained(root / name / d)
+    return ["--unet-dir", str(root / "unet"), "--encoder-decoder-dir", str(root / "encoder-decoder"),
+            "--gan-dir", str(root / "none"), "--cgan-dir", str(root / "none")]
+
+
+def pair_image(seed):
+    """A 512x256 pair: outline sketch of random shapes left, the filled shapes right."""
+    rng = np.random.default_rng(seed)
+    sketch, color = Image.new("RGB", (256, 256), "white"), Image.new("RGB", (256, 256), "white")
+    for _ in range(3):
+        x0, y0 = rng.integers(10, 150, 2)
+        box = (int(x0), int(y0), int(x0 + rng.integers(30, 100)), int(y0 + rng.integers(30, 100)))
+        ImageDraw.Draw(color).ellipse(box, fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        ImageDraw.Draw(sketch).ellipse(box, outline=(0, 0, 0), width=2)
+    pair = Image.new("RGB", (512, 256))
+    pair.paste(sketch, (0, 0))
+    pair.paste(color, (256, 0))
+    return pair

@@ -5,68 +5,36 @@ own classifier; the sketch tab runs on small pix2pix models this module saves to
 (passed with --unet-dir / --encoder-decoder-dir), so it tests the app, not the training.
 """
 
+import io
+import math
 import os
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+import numpy as np
+import pytest
+import torch
+from conftest import save_pix2pix
+from gradio_client import Client, handle_file
+from PIL import Image, ImageDraw
 
-import io  # noqa: E402
-import math  # noqa: E402
-import socket  # noqa: E402
-import struct  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import zlib  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-import app  # noqa: E402
-from condgen.classifier import MnistClassifier  # noqa: E402
-from condgen.hub import BUNDLED  # noqa: E402
-from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator  # noqa: E402
+import app
+import serving
+from condgen.classifier import MnistClassifier
+from condgen.colorize import heat_overlay
+from condgen.hub import BUNDLED
+from condgen.sample import GRID_PAD
 
 ENDPOINTS = ["/generate_gan", "/interpolate_gan", "/generate_cgan", "/generate_cgan_digits", "/colorize"]
 
 
-def save_pix2pix(root):
-    """Small random pix2pix generators (ngf=8) with their PatchGANs; returns the app's CLI flags:
-    sketch tab on these, MNIST tabs on the bundled weights. The U-Net is saved in the layout
-    train_pix2pix.py writes (<run>/generator, <run>/discriminator), the encoder-decoder in the
-    bundled one (<generator>/discriminator)."""
-    torch.manual_seed(0)
-    for name, cls, g, d in (("unet", UNetGenerator, "generator", "discriminator"),
-                            ("encoder-decoder", EncoderDecoderGenerator, "", "discriminator")):
-        G = cls(ngf=8)
-        with torch.no_grad():  # 10x the N(0, 0.02) init: outputs span the colors and dropout shows in them
-            for m in G.modules():
-                if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-                    m.weight.mul_(10)
-        G.save_pretrained(root / name / g)
-        Discriminator(ndf=8).save_pretrained(root / name / d)
-    return ["--unet-dir", str(root / "unet"), "--encoder-decoder-dir", str(root / "encoder-decoder"),
-            "--gan-dir", str(root / "none"), "--cgan-dir", str(root / "none")]
-
-
-def start(flags):
-    """Launch app.main on a free loopback port without blocking; returns (demo, url)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = app.main([*flags, "--host", "127.0.0.1", "--port", str(port)], prevent_thread_lock=True, quiet=True)
-    return demo, f"http://127.0.0.1:{port}/"
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    demo, url = start(save_pix2pix(tmp_path_factory.mktemp("pix2pix")))
-    yield url
-    demo.close()
+def server(tmp_path_factory, launch_app):
+    return launch_app(save_pix2pix(tmp_path_factory.mktemp("pix2pix")))
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +50,11 @@ def classifier():
 def tiles(path, n, cols):
     """Cut a grid image from the app back into (n, 1, 28, 28) digits in [-1, 1]."""
     im = np.asarray(Image.open(path).convert("L"))
-    rows, step = math.ceil(n / cols), 28 + app.GRID_PAD
-    scale = im.shape[1] // (cols * step + app.GRID_PAD)
-    assert im.shape == ((rows * step + app.GRID_PAD) * scale, (cols * step + app.GRID_PAD) * scale)
+    rows, step = math.ceil(n / cols), 28 + GRID_PAD
+    scale = im.shape[1] // (cols * step + GRID_PAD)
+    assert im.shape == ((rows * step + GRID_PAD) * scale, (cols * step + GRID_PAD) * scale)
     small = im[::scale, ::scale]  # nearest-neighbour upscaling undone exactly
-    out = [small[app.GRID_PAD + r * step:][:28, app.GRID_PAD + c * step:][:, :28] for r, c in (divmod(i, cols) for i in range(n))]
+    out = [small[GRID_PAD + r * step:][:28, GRID_PAD + c * step:][:, :28] for r, c in (divmod(i, cols) for i in range(n))]
     return torch.from_numpy(np.stack(out)).float().div(127.5).sub(1).unsqueeze(1)
 
 
@@ -222,7 +190,7 @@ def test_colorize_any_image_mode(client, tmp_path, mode):
 def test_colorize_downscales_large_images(client, tmp_path):
     out = client.predict(image_file(tmp_path, "big.png", drawing((3000, 2000))), "U-Net", False, api_name="/colorize")
     w, h = Image.open(out[0]).size
-    assert max(w, h) <= app.MAX_SIDE and w / h == pytest.approx(1.5, abs=0.02)
+    assert max(w, h) <= serving.MAX_SIDE and w / h == pytest.approx(1.5, abs=0.02)
 
 
 
@@ -317,10 +285,11 @@ def test_server_side_path_gets_a_message_not_a_null_error(server):
 def test_expected_user_errors_leave_no_traceback_in_the_log(tmp_path):
     code = f"""
 import sys; sys.path.insert(0, 'tests')
-from test_app import start, save_pix2pix, bad_files, BAD
+from conftest import start_app, save_pix2pix
+from test_app import bad_files, BAD
 from pathlib import Path
 from gradio_client import Client
-demo, url = start(save_pix2pix(Path({str(tmp_path)!r})))
+demo, url = start_app(save_pix2pix(Path({str(tmp_path)!r})))
 client, files = Client(url, verbose=False), bad_files(Path({str(tmp_path)!r}))
 for api, args, _ in BAD:
     try:
@@ -369,25 +338,21 @@ def test_upload_over_the_size_limit_is_refused(client, tmp_path):
         client.predict(handle_file(str(big)), "U-Net", False, api_name="/colorize")
 
 
-def test_missing_pix2pix_weights_are_explained(tmp_path):
+def test_missing_pix2pix_weights_are_explained(tmp_path, launch_app):
     flags = ["--weights-dir", str(tmp_path / "nothing")] + sum([[f"--{n}-dir", str(tmp_path / f"no-{n}")] for n in app.MODELS], [])
-    demo, url = start(flags)  # starts anyway: the other tabs work without pix2pix weights
-    try:
-        client = Client(url, verbose=False)
-        f = image_file(tmp_path, "s.png", drawing())
-        with pytest.raises(Exception, match="No weights for the unet generator") as e:
-            client.predict(f, "U-Net", False, api_name="/colorize")
-        assert str(tmp_path / "no-unet") in str(e.value) and "train_pix2pix.py" in str(e.value)
-        with pytest.raises(Exception, match="No weights for the gan generator"):
-            client.predict(1, 4, api_name="/generate_gan")
-    finally:
-        demo.close()
+    client = Client(launch_app(flags), verbose=False)  # starts anyway: the other tabs work without pix2pix weights
+    f = image_file(tmp_path, "s.png", drawing())
+    with pytest.raises(Exception, match="No weights for the unet generator") as e:
+        client.predict(f, "U-Net", False, api_name="/colorize")
+    assert str(tmp_path / "no-unet") in str(e.value) and "train_pix2pix.py" in str(e.value)
+    with pytest.raises(Exception, match="No weights for the gan generator"):
+        client.predict(1, 4, api_name="/generate_gan")
 
 
 def test_heat_overlay_puts_verdicts_where_the_patches_are():
     p = np.zeros((30, 30), np.float32)
     p[:, 15:] = 1  # D: left half fake, right half real
-    out = np.asarray(app.heat_overlay(p, Image.new("RGB", (200, 100), (128, 128, 128))), dtype=int)
+    out = np.asarray(heat_overlay(p, Image.new("RGB", (200, 100), (128, 128, 128))), dtype=int)
     assert out.shape == (100, 200, 3)
     left, right = out[50, 20], out[50, 180]
     assert left[0] > left[1] + 40 and right[1] > right[0] + 40, (left, right)

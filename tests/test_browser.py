@@ -9,18 +9,13 @@ the bundled weights, as a first-time user sees it; screenshots go to artifacts/b
 (gitignored) for a human to look at.
 """
 
-import os
+import re
+from pathlib import Path
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+import pytest
+from playwright.sync_api import expect, sync_playwright
 
-import re  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
-import app  # noqa: E402
-from test_app import start  # noqa: E402
+import app
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: apt-get install chromium chromium-driver
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -29,12 +24,12 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(tmp_path_factory, launch_app):
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium chromium-driver")
     # every local folder missing, so the bundled weights/ serve (as on a fresh clone)
     nowhere = tmp_path_factory.mktemp("no-runs")
-    demo, url = start(sum([[f"--{name}-dir", str(nowhere / name)] for name in app.MODELS], []))
+    url = launch_app(sum([[f"--{name}-dir", str(nowhere / name)] for name in app.MODELS], []))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
@@ -44,7 +39,6 @@ def page(tmp_path_factory):
         page.goto(url)
         yield page
         browser.close()
-    demo.close()
     assert not errors, errors
 
 

@@ -3,7 +3,7 @@
 import torch
 from PIL import Image
 
-from condgen.metrics import blur_l1, chroma_tv, contact_sheet, l1, outline_ratio, scores
+from condgen.evaluate_pix2pix import blur_l1, chroma_tv, contact_sheet, l1, outline_ratio, scores
 
 
 def _art():

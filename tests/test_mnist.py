@@ -150,16 +150,16 @@ class _Replay(torch.nn.Module):
 
 
 def test_evaluate_measures_mode_coverage(mnist_root):
-    from condgen.evaluate import evaluate_mnist, format_markdown
+    from condgen.evaluate_mnist import evaluate, format_markdown
 
     x, c = mnist_tensors(mnist_root, train=False)
-    real = evaluate_mnist(_Replay(x[:1000]), mnist_root, per_class=100)
+    real = evaluate(_Replay(x[:1000]), mnist_root, per_class=100)
     assert all(0.06 < s < 0.14 for s in real["predicted_digit_share"])  # real digits cover every class
     assert real["unreadable_share"] < 0.02 and real["frechet_distance"] < 30
-    sevens = evaluate_mnist(_Replay(x[c == 7][:50]), mnist_root, per_class=100)  # collapsed onto 7s
+    sevens = evaluate(_Replay(x[c == 7][:50]), mnist_root, per_class=100)  # collapsed onto 7s
     assert sevens["predicted_digit_share"][7] > 0.95 and sevens["frechet_distance"] > 10 * real["frechet_distance"]
     # a 1, a 0 and a 7 drawn over each other: no digit, and the classifier says so
     blends = (x[c == 1][:300] + x[c == 0][:300] + x[c == 7][:300]) / 3
-    blurred = evaluate_mnist(_Replay(blends), mnist_root, per_class=100)
+    blurred = evaluate(_Replay(blends), mnist_root, per_class=100)
     assert blurred["unreadable_share"] > 0.5 > real["unreadable_share"] + 0.4
     assert "unreadable samples" in format_markdown(blurred) and "mode coverage" in format_markdown(blurred)

@@ -6,10 +6,11 @@ import torch
 from PIL import Image
 
 from condgen.colorize import colorize, patch_map
-from condgen.data import PairDataset, load_pairs, pair_augmentation, to_unit
+from condgen.data import PairDataset, load_pairs, pair_augmentation, to_tanh_range
 from condgen.hub import CheckpointError
-from condgen.metrics import baselines, colorfulness, l1, ssim
-from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, fold_batchnorm, load_generator
+from condgen.evaluate_pix2pix import baselines, colorfulness, l1, ssim
+from condgen.pix2pix import (Discriminator, EncoderDecoderGenerator, UNetGenerator, fold_batchnorm, load_generator,
+                             at_test_time)
 
 
 def n_params(m):
@@ -124,7 +125,7 @@ def test_augmentation_keeps_sketch_and_color_aligned(tmp_path, kind):
     img[:40, :90] = 0  # a dark corner block, so flips and rotations change the picture
     _write_pair(tmp_path / "p.png", img, img)
     ds = PairDataset(tmp_path, augment=kind)
-    plain = to_unit(torch.from_numpy(img).permute(2, 0, 1))
+    plain = to_tanh_range(torch.from_numpy(img).permute(2, 0, 1))
     torch.manual_seed(0)
     changed = 0
     for _ in range(12):
@@ -148,7 +149,7 @@ def _sketch_image():
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "P", "CMYK", "RGBA", "LA", "1", "I;16"])
 def test_colorize_any_mode_and_size(mode):
-    G = UNetGenerator(ngf=8)
+    G = UNetGenerator(ngf=8).eval()
     sketch = _sketch_image()
     if mode == "I;16":
         img = Image.fromarray(np.asarray(sketch.convert("L")).astype(np.uint16) * 257)
@@ -161,11 +162,10 @@ def test_colorize_any_mode_and_size(mode):
         img = sketch.convert(mode)
     out = colorize(G, img)
     assert out.mode == "RGB" and out.size == img.size
-    assert not G.training
 
 
 def test_colorize_rgba_is_composited_on_white():
-    G = UNetGenerator(ngf=8)
+    G = UNetGenerator(ngf=8).eval()
     sketch = _sketch_image()
     a = np.zeros((180, 300, 4), np.uint8)  # black strokes on a transparent (black) canvas
     a[..., 3] = 255 - np.asarray(sketch.convert("L"))
@@ -175,20 +175,22 @@ def test_colorize_rgba_is_composited_on_white():
     assert np.abs(via_alpha - on_white).mean() < 2  # same picture; a black canvas would differ a lot
 
 
-def test_colorize_stochastic_keeps_dropout_on():
-    G = UNetGenerator(ngf=8)
+def test_at_test_time_keeps_dropout_on_and_colorize_leaves_the_mode_alone():
+    G = at_test_time(UNetGenerator(ngf=8), stochastic=True)
     sketch = _sketch_image()
-    colorize(G, sketch, stochastic=True)
     dropout = [m for m in G.modules() if isinstance(m, torch.nn.Dropout)]
     norms = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(dropout) == 3 and all(m.training for m in dropout) and not any(m.training for m in norms)
+    colorize(G, sketch)
+    assert all(m.training for m in dropout) and not any(m.training for m in norms)  # colorize left the mode alone
     x = torch.rand(1, 3, 256, 256) * 2 - 1
     with torch.no_grad():
         assert not torch.equal(G(x), G(x))  # noise z, as dropout, at test time
-    colorize(G, sketch)  # default: deterministic again
+    at_test_time(G)  # deterministic
     assert not any(m.training for m in G.modules())
     with torch.no_grad():
         assert torch.equal(G(x), G(x))
+    assert np.array_equal(*(np.asarray(colorize(G, sketch)) for _ in range(2)))
 
 
 def test_colorize_refuses_bad_input(tmp_path):
@@ -214,7 +216,7 @@ def test_patch_map_is_a_30x30_probability_map():
 def test_metrics_reproduce_the_issue_baselines(shared_data):
     # Issue 3 states the sketch-as-output baseline on the real pairs: SSIM ~0.71, L1 ~0.166 (we get
     # 0.157 on [0, 1], 0.314 on [-1, 1]: the [0, 1] convention is the one that matches).
-    x, y = (to_unit(t) for t in load_pairs(shared_data / "pokemon" / "sketch2pokemon-val"))
+    x, y = (to_tanh_range(t) for t in load_pairs(shared_data / "pokemon" / "sketch2pokemon-val"))
     assert len(x) == 24
     base = baselines(x, y)["sketch as output"]
     assert base["SSIM"] == pytest.approx(0.71, abs=0.01)
@@ -294,7 +296,7 @@ def test_dataset_draws_one_rendering_per_image(tmp_path):
     seen = set()
     for _ in range(20):
         x, y = ds.batch(torch.tensor([0, 2]), torch.device("cpu"))
-        assert torch.equal(y[1], to_unit(torch.from_numpy(colors[2]).permute(2, 0, 1)))
+        assert torch.equal(y[1], to_tanh_range(torch.from_numpy(colors[2]).permute(2, 0, 1)))
         seen.add(int((x[0, 0, 15] < 0).all()))  # bar at rows 10..30: the "bold" rendering
     assert seen == {0, 1}  # both renderings drawn
     (tmp_path / "thin" / "2.png").unlink()

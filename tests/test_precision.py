@@ -11,10 +11,10 @@ import torch
 import train_mnist
 import train_pix2pix
 from condgen import precision
-from condgen.data import mnist_tensors, to_unit
+from condgen.data import mnist_tensors, to_tanh_range
 from condgen.mnist import DiscriminatorCGAN, GeneratorCGAN
 from condgen.pix2pix import Discriminator, UNetGenerator
-from test_train_pix2pix import _pair  # tests/ is on sys.path under pytest
+from conftest import pair_image  # tests/ is on sys.path under pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,7 +94,7 @@ def test_bf16_cgan_learns_as_fp32_does(mnist_root):
 
 
 def test_bf16_pix2pix_learns_as_fp32_does():
-    x, y = (torch.stack([to_unit(torch.from_numpy(np.array(_pair(s))).permute(2, 0, 1))[:, :, half] for s in range(2)])
+    x, y = (torch.stack([to_tanh_range(torch.from_numpy(np.array(pair_image(s))).permute(2, 0, 1))[:, :, half] for s in range(2)])
             for half in (slice(0, 256), slice(256, 512)))
     l1 = {}
     for amp in (None, torch.bfloat16):

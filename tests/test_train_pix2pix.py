@@ -11,31 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from safetensors.torch import load_file
 
-from condgen import colorize, metrics
-from condgen.data import to_unit
+from condgen import colorize, evaluate
+from condgen.data import to_tanh_range
 from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, load_generator
 import train_pix2pix
+from conftest import pair_image
 from train_pix2pix import train_step
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _pair(seed):
-    """A 512x256 pair: outline sketch of random shapes left, the filled shapes right."""
-    rng = np.random.default_rng(seed)
-    sketch, color = Image.new("RGB", (256, 256), "white"), Image.new("RGB", (256, 256), "white")
-    for _ in range(3):
-        x0, y0 = rng.integers(10, 150, 2)
-        box = (int(x0), int(y0), int(x0 + rng.integers(30, 100)), int(y0 + rng.integers(30, 100)))
-        ImageDraw.Draw(color).ellipse(box, fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-        ImageDraw.Draw(sketch).ellipse(box, outline=(0, 0, 0), width=2)
-    pair = Image.new("RGB", (512, 256))
-    pair.paste(sketch, (0, 0))
-    pair.paste(color, (256, 0))
-    return pair
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +30,7 @@ def tiny_data(tmp_path_factory):
     for split, seeds in (("train", range(4)), ("val", range(100, 102))):
         (root / split).mkdir()
         for s in seeds:
-            _pair(s).save(root / split / f"{s:03d}.png")
+            pair_image(s).save(root / split / f"{s:03d}.png")
     return root
 
 
@@ -57,7 +43,7 @@ def _train(tiny_data, out, *extra):
 
 def test_a_few_steps_lower_l1():
     torch.manual_seed(0)
-    x, y = (torch.stack([to_unit(torch.from_numpy(np.array(_pair(s))).permute(2, 0, 1))[:, :, half] for s in range(2)])
+    x, y = (torch.stack([to_tanh_range(torch.from_numpy(np.array(pair_image(s))).permute(2, 0, 1))[:, :, half] for s in range(2)])
             for half in (slice(0, 256), slice(256, 512)))
     G, D = UNetGenerator(ngf=8), Discriminator(ndf=8)
     opt_G = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999))
@@ -109,7 +95,7 @@ def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
     colorize.main(["--weights", str(full), str(tiny_data / "val" / "100.png"), "--out", str(tmp_path / "color"), "--grid", str(tmp_path / "grid.png")])
     assert Image.open(tmp_path / "color" / "100.png").size == (512, 256)
     assert Image.open(tmp_path / "grid.png").size == (512, 256)  # one row: sketch | output, 256 px each
-    rows = metrics.main(["--pairs", str(tiny_data / "val"), "--weights", str(full / "generator")])
+    rows = evaluate.main(["pix2pix", "--pairs", str(tiny_data / "val"), "--weights", str(full / "generator")])
     assert rows[f"UNetGenerator {full / 'generator'}"]["L1"] == pytest.approx(log[-1]["val"]["L1"], abs=1e-4)
 
 

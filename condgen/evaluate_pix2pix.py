@@ -1,7 +1,7 @@
 """Image metrics for sketch -> color: L1, PSNR, SSIM, colorfulness, and three that see what a
 person sees: chroma-TV ratio (speckle), outline ratio (kept lines) and blur-L1 (region colors).
 
-    python -m condgen.metrics --pairs ../shared/data/pokemon/sketch2pokemon-val --weights weights/pix2pix-unet --sheet runs/sheet.png
+    python -m condgen.evaluate pix2pix --pairs ../shared/data/pokemon/sketch2pokemon-val --weights weights/pix2pix-unet --sheet runs/sheet.png
 
 Tensors come in the generator's range [-1, 1] and every metric is computed on [0, 1] (the usual
 image scale; L1 on [0, 1] is half the L1 on [-1, 1]). On the 24 real Sketch2Pokemon pairs the
@@ -34,24 +34,24 @@ import torch
 import torch.nn.functional as F
 
 
-def _unit(t):
+def to_zero_one(t):
     return (t.float() + 1) / 2  # [-1, 1] -> [0, 1]
 
 
 def l1(pred, target):
     """Mean absolute error per image [N], on [0, 1]."""
-    return (_unit(pred) - _unit(target)).abs().flatten(1).mean(1)
+    return (to_zero_one(pred) - to_zero_one(target)).abs().flatten(1).mean(1)
 
 
 def psnr(pred, target):
     """Peak signal-to-noise ratio per image [N] in dB, peak 1.0."""
-    mse = (_unit(pred) - _unit(target)).pow(2).flatten(1).mean(1)
+    mse = (to_zero_one(pred) - to_zero_one(target)).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
 def ssim(pred, target, window=11, sigma=1.5):
     """Structural similarity per image [N] (Wang et al. 2004), on [0, 1] per channel, averaged."""
-    x, y = _unit(pred).float(), _unit(target).float()
+    x, y = to_zero_one(pred).float(), to_zero_one(target).float()
     g = torch.exp(-((torch.arange(window, dtype=torch.float32) - window // 2) ** 2) / (2 * sigma**2))
     g = g / g.sum()
 
@@ -71,7 +71,7 @@ def ssim(pred, target, window=11, sigma=1.5):
 
 def colorfulness(img):
     """Hasler-Suesstrunk colorfulness M per image [N], RGB on 0..255 (gray images score 0)."""
-    r, g, b = (_unit(img) * 255).unbind(1)
+    r, g, b = (to_zero_one(img) * 255).unbind(1)
     rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
     std = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False)).sqrt()
     mean = (rg.mean(1) ** 2 + yb.mean(1) ** 2).sqrt()
@@ -80,7 +80,7 @@ def colorfulness(img):
 
 def luminance(img):
     """Rec. 601 luma [N, H, W] on [0, 1] of RGB images in [-1, 1]."""
-    r, g, b = _unit(img).unbind(1)
+    r, g, b = to_zero_one(img).unbind(1)
     return 0.299 * r + 0.587 * g + 0.114 * b
 
 
@@ -88,7 +88,7 @@ def chroma_tv(img):
     """Total variation per image [N] of the opponent-chroma channels r - g and (r + g)/2 - b on
     [0, 1]: mean |vertical difference| + mean |horizontal difference|. Luminance edges (the lines)
     do not count; color changes do."""
-    r, g, b = _unit(img).unbind(1)
+    r, g, b = to_zero_one(img).unbind(1)
     c = torch.stack([r - g, 0.5 * (r + g) - b], dim=1)  # (N, 2, H, W)
     return (c.diff(dim=2).abs().flatten(1).mean(1) + c.diff(dim=3).abs().flatten(1).mean(1))
 
@@ -109,7 +109,7 @@ def blur_l1(pred, target, sigma=4.0):
     """L1 per image [N] on [0, 1] after a Gaussian blur of both: the colors of regions."""
     from .sketchify import gaussian_blur
 
-    return (gaussian_blur(_unit(pred), sigma) - gaussian_blur(_unit(target), sigma)).abs().flatten(1).mean(1)
+    return (gaussian_blur(to_zero_one(pred), sigma) - gaussian_blur(to_zero_one(target), sigma)).abs().flatten(1).mean(1)
 
 
 def scores(pred, target, sketch):
@@ -132,12 +132,10 @@ def scores(pred, target, sketch):
 @torch.no_grad()
 def predict(G, x, batch_size=8, stochastic=False):
     """G's outputs for x [N, 3, 256, 256] in [-1, 1]; eval mode, dropout kept on if stochastic."""
+    from .pix2pix import at_test_time
+
     was_training = G.training
-    G.eval()
-    if stochastic:
-        for m in G.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.train()
+    at_test_time(G, stochastic)
     device = next(G.parameters()).device
     out = torch.cat([G(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
     G.train(was_training)
@@ -181,7 +179,7 @@ def contact_sheet(x, outputs, y, path, cell=128, groups=2):
     for i in range(n):
         g, r = divmod(i, rows)
         for j, t in enumerate(columns.values()):
-            img = (_unit(t[i]).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+            img = (to_zero_one(t[i]).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
             tile = Image.fromarray(img).resize((cell, cell), Image.BILINEAR)
             sheet.paste(tile, (g * (k * cell + 8) + j * cell, header + r * cell))
     atomic_write(path, lambda tmp: sheet.save(tmp, format="png"))
@@ -198,7 +196,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m condgen.evaluate pix2pix", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--pairs", required=True, help="folder of side-by-side pairs (sketch left) or with A/ and B/")
     p.add_argument("--weights", nargs="*", default=[], help="generator folders, training run folders or Hub ids to score (none: baselines only)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
@@ -206,7 +204,7 @@ def main(argv=None):
     p.add_argument("--sheet", default=None, help="write a contact sheet PNG here: sketch | each model | truth per pair")
     args = p.parse_args(argv)
 
-    from .data import load_pairs, to_unit
+    from .data import load_pairs, to_tanh_range
     from .hub import CheckpointError
     from .paper import normalize_batch
     from .pix2pix import load_generator
@@ -215,7 +213,7 @@ def main(argv=None):
         x, y = load_pairs(args.pairs)
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
-    x, y = to_unit(x), to_unit(y)
+    x, y = to_tanh_range(x), to_tanh_range(y)
     rows, outputs = baselines(x, y), {}
     for w in args.weights:
         try:

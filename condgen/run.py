@@ -1,0 +1,143 @@
+"""What both training scripts do around their loop: start-up, resume, the per-epoch save, the model
+card's common parts and the push. The flags, the D-then-G step and the `for epoch / for batch` loop
+stay in train_mnist.py and train_pix2pix.py, where a reader looks for them.
+"""
+
+import argparse
+import copy
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import distributed
+from .checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state
+from .hub import push_run
+from .precision import describe, resolve_amp
+
+
+def command(script, parser, args):
+    """The command line that gives args: each flag whose parsed value is not its default. Built from
+    the parsed arguments, not sys.argv, which is another program's when main() is called from Python."""
+    words = [f"python {script}"]
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "help" or value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        elif action.nargs == 0:  # store_true
+            words.append(flag)
+        else:
+            words.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(words)
+
+
+def start(args):
+    """(rank, world_size, device, amp) of this process. Records the precision --amp picked in args, and
+    seeds torch with seed + rank: each rank its own noise, dropout and augmentation (DDP gives them
+    rank 0's initial weights)."""
+    rank, world_size, device = distributed.setup(args.device)
+    amp = resolve_amp(args.amp, device)
+    args.precision = describe(args.amp, device)  # what auto picked, in args.json and the model card
+    torch.manual_seed(args.seed + rank)
+    return rank, world_size, device, amp
+
+
+def show_config(args, master):
+    """The resolved arguments as strings: printed by rank 0, saved as args.json and in the state's meta."""
+    config = {k: str(v) for k, v in vars(args).items()}
+    if master:
+        print(json.dumps(config))
+        print(f"precision: {args.precision}")
+    return config
+
+
+def resume(args, config, keys, G, D, G_ema, optimizers, shuffle, device, rank):
+    """With --resume, continue args.out's run: refuse it if a flag in keys changed (another kind of
+    run), load G, D and the optimizers, G_ema if the file has one (else the average starts from G),
+    and every rank's RNG streams. Then rank 0 writes args.json. Returns (start epoch, history)."""
+    state_file, start_epoch, history = args.out / "state.safetensors", 0, []
+    if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
+        try:
+            check_resume(state_file, args, keys)
+            rng, meta = load_state(state_file, {"G": G, "D": D}, optimizers)
+            if G_ema is not None:
+                G_ema.load_state_dict(G.state_dict())
+                load_state(state_file, {"G_ema": G_ema}, optional=("G_ema",))
+        except (FileNotFoundError, ValueError) as e:
+            sys.exit(f"error: cannot resume: {e}")
+        distributed.set_rng_states(distributed.own_rng_states(rng, rank, args.seed), shuffle, device)
+        start_epoch, history = meta["epoch"], meta["history"]
+        if rank == 0:
+            print(f"resumed {state_file} at epoch {start_epoch}")
+    if rank == 0:  # after the resume check: a refused resume leaves the run's args.json alone
+        atomic_write(args.out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1)))
+    return start_epoch, history
+
+
+def constant_then_linear_decay(lr, epoch, epochs, decay_epochs):
+    """The learning rate of epoch (from 0): lr for the first epochs - decay_epochs epochs, then a
+    linear decay toward 0 over the last decay_epochs (pix2pix, Isola et al. 2017, Sec. 6.2)."""
+    decay_start = epochs - decay_epochs
+    if epoch < decay_start:
+        return lr
+    return lr * (1 - (epoch - decay_start + 1) / (decay_epochs + 1))
+
+
+def set_lr(optimizers, lr):
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+def progress(batches, total, epoch, epochs, master):
+    """The epoch's tqdm bar: rank 0's as tqdm decides (none when the output is not a terminal), no
+    other rank's."""
+    return tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=None if master else True)
+
+
+def log_epoch(out, history):
+    """Print the epoch's record, rounded, and rewrite out/log.jsonl with every epoch's."""
+    print(json.dumps(_rounded(history[-1])))
+    atomic_write(out / "log.jsonl", lambda tmp: Path(tmp).write_text("".join(json.dumps(h) + "\n" for h in history)))
+
+
+def _rounded(d):
+    return {k: _rounded(v) if isinstance(v, dict) else round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+
+
+def save(out, published, state, optimizers, rng, meta, dtype="fp32"):
+    """The save order: the publishable models (published: {folder name: model}), then the resume
+    state, written last, so a run killed mid-save resumes from the previous complete save."""
+    for name, model in published.items():
+        # fp16 halves the files (the bundled weights); a copy, so training continues in fp32
+        save_pretrained_atomic(copy.deepcopy(model).half() if dtype == "fp16" else model, out / name)
+    save_state(out / "state.safetensors", state, optimizers, rng, meta)
+
+
+def write_card(folder, args, front, heading, training, sections):
+    """folder/README.md: front matter (library, license, then the lines in front), heading, a
+    Training list (the command, the script's own lines, the precision) and the further sections."""
+    lines = "\n".join(f"- {line}" for line in [f"command: `{args.command}`", *training, f"precision: {args.precision}"])
+    front = "\n".join(["library_name: condgen", "license: mit", *front])
+    text = f"---\n{front}\n---\n{heading}\n\n## Training\n{lines}\n\n{sections}"
+    atomic_write(folder / "README.md", lambda tmp: Path(tmp).write_text(text))
+
+
+def machine(history, device):
+    """'wall time 12.3 min on cpu (x86_64, torch 2.x, 2 threads)' for the model card."""
+    wall = sum(h["seconds"] for h in history)
+    return (f"wall time {wall / 60:.1f} min on {device.type} ({platform.processor() or platform.machine()}, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
+
+
+def push(args, folders, message):
+    """--push-to-hub: upload each (folder, repo id); a failed push keeps the run and says how to retry."""
+    if args.push_to_hub:
+        push_run(folders, message)

@@ -1,0 +1,198 @@
+"""What app.py needs from gradio beyond its layout: checking raw API values, reading uploads within
+limits, result files that concurrent requests can share, the /colorize input component, refusing
+paths on the server, and models loaded in the background while the page is served. Imports no torch:
+the page is served before torch is imported.
+"""
+
+import hashlib
+import io
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image, ImageOps
+
+MIN_SIDE, MAX_SIDE = 16, 1024  # sketches: smaller ones are refused, larger ones downscaled
+MIN_OUT = 256  # smaller sketches are upscaled to this, the generator's own size
+MAX_PIXELS = 50_000_000  # refused before decoding
+OUT = Path(tempfile.gettempdir()) / "condgen-app"  # result PNGs, named by their content
+
+
+def UserError(message):
+    """A gr.Error for a user's mistake: shown to the user, not logged with a traceback."""
+    return gr.Error(message, print_exception=False)
+
+
+def int_in_range(value, name, lo, hi):
+    """A raw API value -> int in [lo, hi], or a gr.Error naming the field."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():  # gr.Radio documents digits as "7"
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+    if not lo <= value <= hi:
+        raise UserError(f"{name} must be from {lo} to {hi}, got {value}")
+    return value
+
+
+class ImageInput(gr.Image):
+    """/colorize's input: gr.Image to the API page and to gradio_client, but with gradio's own
+    validation of the value skipped (its error names no field; read_image checks instead).
+    Uploaded files still go through gradio's upload-folder check, and the example is local."""
+
+    data_model = None
+
+    def api_info(self):
+        from gradio.data_classes import ImageData
+
+        schema = ImageData.model_json_schema()
+        schema["additional_description"] = schema.pop("description", None)
+        return schema
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path):
+        try:  # a URL is fetched by gradio: say which one failed, and why
+            return await super().async_move_resource_to_block_cache(url_or_file_path)
+        except Exception as e:
+            raise UserError(f"image: could not fetch {str(url_or_file_path)[:200]} ({str(e)[:200] or type(e).__name__})") from e
+
+    def example_payload(self):
+        from gradio_client import handle_file
+
+        return handle_file("examples/fox.png")  # as the README's example; the component's own fetches a URL
+
+    def example_value(self):
+        return "examples/fox.png"
+
+
+def refuse_server_paths():
+    """A request naming a file on the server that no one uploaded is refused by gradio with an
+    InvalidPathError, which the client sees as {"error": null} and the log as a traceback. Keep
+    gradio's check (gradio.processing_utils._check_allowed, gradio pinned) and say what it means."""
+    from gradio import processing_utils
+    from gradio.exceptions import InvalidPathError
+
+    check = processing_utils._check_allowed
+    if getattr(check, "condgen", False):
+        return
+
+    def check_allowed(path, check_in_upload_folder):
+        try:
+            check(path, check_in_upload_folder)
+        except InvalidPathError as e:
+            if not check_in_upload_folder:  # our own output: a bug, keep gradio's error
+                raise
+            raise UserError(f"image: {str(path)[:200]} is not a file uploaded to this server; send the image itself "
+                            "(gradio_client: handle_file('sketch.png'))") from e
+
+    check_allowed.condgen = True
+    processing_utils._check_allowed = check_allowed
+
+
+def read_image(payload):
+    """An uploaded file (gradio's FileData dict) -> PIL image of any mode, at most MAX_SIDE a side."""
+    if payload is None:
+        raise UserError("No image: upload a sketch (dark lines on white).")
+    if not (isinstance(payload, dict) and isinstance(payload.get("path"), str)):
+        # a bare string is never opened: it could name any file on the server
+        raise UserError(f"image must be an uploaded image file (gradio_client: handle_file('sketch.png')), got {str(payload)[:80]!r}")
+    try:
+        with Image.open(payload["path"]) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise UserError(f"Image too large: {im.width}x{im.height}, at most {MAX_PIXELS // 10**6} megapixels.")
+            im.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size right away
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except gr.Error:
+        raise
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on broken files
+        raise UserError(f"Could not read the image ({type(e).__name__}); upload a PNG, JPEG or WebP file.") from e
+    return im
+
+
+def within_size_limits(im):
+    """Refuse a sketch under MIN_SIDE a side; bring one over MAX_SIDE down to it, one under MIN_OUT up."""
+    if min(im.size) < MIN_SIDE:
+        raise UserError(f"Image too small: {im.width}x{im.height}; a sketch needs at least {MIN_SIDE} px a side.")
+    if max(im.size) > MAX_SIDE:
+        im = im.copy()
+        im.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
+    elif max(im.size) < MIN_OUT:  # the generator works at 256 px anyway: a 20 px sketch comes back at 256
+        scale = MIN_OUT / max(im.size)
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
+    return im
+
+
+def png_file(im):
+    """Save a result as a PNG named by its content hash, atomically, and return the path.
+
+    gradio 6.31 writes a returned PIL image to its cache with a plain write_bytes, at a path named by
+    the content: two requests with the same result (the same seed) then truncate the file while
+    the other is being downloaded, and that client fails (bench/app.py, 4 clients). A file path
+    goes through gradio's atomic copy instead."""
+    from condgen.checkpoint import atomic_write
+
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    path = OUT / f"{hashlib.sha256(buf.getvalue()).hexdigest()[:32]}.png"
+    try:
+        os.utime(path)  # in use again: keep it from the clean-up below
+    except FileNotFoundError:
+        for old in OUT.glob("*.png"):  # results older than an hour have long been served
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink(missing_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
+    return str(path)
+
+
+def first_result(demo, fn, outputs):
+    """Fill outputs with fn() when a page loads, so a tab does not open empty; a tab whose model
+    is missing stays empty (its text says so) rather than greeting the user with an error."""
+    def quiet():
+        try:
+            return fn()
+        except gr.Error:
+            return [None] * len(outputs) if isinstance(outputs, list) else None
+
+    demo.load(quiet, None, outputs, api_visibility="private")
+
+
+def live_markdown(demo, fn):
+    """Markdown that fn fills in when a page loads (fn may wait for the models). Not gr.Markdown(fn):
+    gradio calls such a function once while building the page, before the models are loaded."""
+    md = gr.Markdown("*loading the weights...*")
+    demo.load(fn, None, md, api_visibility="private")
+    return md
+
+
+class Models:
+    """The models by name, loaded by a background thread: the page is served while torch imports
+    and the weights load, and a request that comes before they are ready waits for them."""
+
+    def __init__(self, load):
+        self._load_all, self._ready, self._models, self._error = load, threading.Event(), {}, None
+
+    def start(self):
+        threading.Thread(target=self._load, daemon=True, name="load-models").start()
+
+    def _load(self):
+        try:
+            self._models = self._load_all()
+        except Exception as e:  # a bug, not a missing model (condgen.weights.load reports those per model)
+            self._error = e
+            raise
+        finally:
+            self._ready.set()
+
+    def __getitem__(self, name):
+        self._ready.wait()
+        if self._error is not None:
+            raise gr.Error(f"Loading the models failed: {type(self._error).__name__}: {self._error}")
+        return self._models[name]
+
+    def items(self):
+        self._ready.wait()
+        return [(name, self[name]) for name in self._models]
