@@ -18,12 +18,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from serving import (ImageInput, Models, UserError, first_result, int_in_range, live_markdown, png_file,
-                     read_image, refuse_server_paths, within_size_limits)
+import serving
+from serving import int_in_range
 
-# torch and condgen (which imports torch) are imported where they are used, not here: the models
-# load in a background thread while the page is already served (Models below), and importing torch
-# takes seconds of a cold start. Once loaded, a local `import torch` is a dictionary lookup.
+# torch and condgen are imported where they are used, not here: the page is served while torch imports and the
+# models load in a background thread (serving.Models). Once loaded, a local `import torch` is a dictionary lookup.
 
 BUNDLED = Path(__file__).resolve().parent / "weights"  # as condgen.hub.BUNDLED
 # name: (class in condgen, local folder = the training script's --out default, bundled folder, how to train it)
@@ -98,7 +97,7 @@ def describe(name, loaded):
 def served_generator(models, name):
     """The served generator of that name, or a gr.Error saying how to get weights for it."""
     if models[name].G is None:
-        raise UserError(f"No weights for the {name} generator ({models[name].source}). Train them with "
+        raise serving.UserError(f"No weights for the {name} generator ({models[name].source}). Train them with "
                         f"`{MODELS[name][3]}` or point --{name}-dir / --{name}-repo at a saved model.")
     return models[name].G
 
@@ -107,7 +106,7 @@ def grid_file(x, cols):
     """Digits (N, 1, 28, 28) in [-1, 1] -> the path of their grid's PNG."""
     from condgen.sample import grid
 
-    return png_file(grid(x, cols))
+    return serving.png_file(grid(x, cols))
 
 
 def create_gan_demo(models, demo):
@@ -128,12 +127,13 @@ def create_gan_demo(models, demo):
 
         seed_a, seed_b = int_in_range(seed_a, "seed A", 0, MAX_SEED), int_in_range(seed_b, "seed B", 0, MAX_SEED)
         steps, G = int_in_range(steps, "steps", 2, MAX_STEPS), served_generator(models, "gan")
-        # from the first sample of seed A's grid to the first of seed B's
-        z = slerp(noise(1, G.nz, seed_a)[0], noise(1, G.nz, seed_b)[0], torch.linspace(0, 1, steps))
+        z = slerp(noise(1, G.nz, seed_a)[0], noise(1, G.nz, seed_b)[0], torch.linspace(0, 1, steps))  # A's 1st to B's
         with torch.inference_mode():
             return grid_file(G(z), cols=steps)
 
-    live_markdown(demo, lambda: f"Unconditional GAN: noise in, a digit out, which one it decides. Running: {describe('gan', models['gan'])}.")
+    serving.live_markdown(demo,
+                  lambda: "Unconditional GAN: noise in, a digit out, which one it decides. Running: "
+                  f"{describe('gan', models['gan'])}.")
     with gr.Row():
         with gr.Column():
             seed = gr.Number(0, label="seed", precision=0, elem_id="gan-seed")
@@ -148,7 +148,7 @@ def create_gan_demo(models, demo):
         btn_i = gr.Button("Interpolate")
     strip = gr.Image(label="interpolation", show_label=False, format="png", interactive=False, height=200)
     btn_i.click(interpolate_gan, [seed_a, seed_b, steps], strip, api_name="interpolate_gan", preprocess=False)
-    first_result(demo, lambda: [generate_gan(0, 16), interpolate_gan(0, 1, 10)], [out, strip])
+    serving.first_result(demo, lambda: [generate_gan(0, 16), interpolate_gan(0, 1, 10)], [out, strip])
 
 
 def create_cgan_demo(models, demo):
@@ -172,20 +172,23 @@ def create_cgan_demo(models, demo):
         with torch.inference_mode():
             return grid_file(digit_table(G, noise(columns, G.nz, seed)), cols=columns)
 
-    live_markdown(demo, lambda: f"Conditional GAN: you pick the digit, the noise picks the style. Running: {describe('cgan', models['cgan'])}.")
+    serving.live_markdown(demo,
+                  lambda: "Conditional GAN: you pick the digit, the noise picks the style. Running: "
+                  f"{describe('cgan', models['cgan'])}.")
     with gr.Row():
         with gr.Column():
             digit = gr.Radio(list(range(10)), value=7, label="digit")
             count = gr.Slider(1, MAX_COUNT, 16, step=1, precision=0, label="number of samples")
             seed = gr.Number(0, label="seed", precision=0, elem_id="cgan-seed")
             btn = gr.Button("Generate", variant="primary")
-            gr.Markdown("**All digits**: a row per digit; each column keeps one z, so the style stays while the digit changes.")
+            gr.Markdown("**All digits**: a row per digit; each column keeps one z, so the style stays while the digit "
+                        "changes.")
             columns = gr.Slider(1, MAX_COLUMNS, 8, step=1, precision=0, label="columns (styles)")
             btn_all = gr.Button("All digits", elem_id="cgan-all")
         out = gr.Image(label="samples", show_label=False, format="png", interactive=False, elem_id="cgan-out")
     btn.click(generate_cgan, [digit, count, seed], out, api_name="generate_cgan", preprocess=False)
     btn_all.click(generate_cgan_digits, [columns, seed], out, api_name="generate_cgan_digits", preprocess=False)
-    first_result(demo, lambda: generate_cgan_digits(8, 0), out)
+    serving.first_result(demo, lambda: generate_cgan_digits(8, 0), out)
 
 
 def create_sketch_demo(models, demo):
@@ -197,9 +200,9 @@ def create_sketch_demo(models, demo):
         from condgen.paper import sketch_note
 
         if chosen not in [*GENERATORS, "Both"]:
-            raise UserError(f"generator must be one of {[*GENERATORS, 'Both']}, got {chosen!r}")
+            raise serving.UserError(f"generator must be one of {[*GENERATORS, 'Both']}, got {chosen!r}")
         if not isinstance(stochastic, bool):
-            raise UserError(f"stochastic must be true or false, got {stochastic!r}")
+            raise serving.UserError(f"stochastic must be true or false, got {stochastic!r}")
         note = sketch_note(image)
         if note:  # still answer, but say that this is not what the models know
             gr.Warning(note, duration=20)
@@ -210,16 +213,17 @@ def create_sketch_demo(models, demo):
             if name in nets:
                 try:  # stochastic: the raw G, dropout on (set at load); else the folded eval copy
                     with torch.inference_mode():
-                        images = colorize_and_judge(nets[name] if stochastic else models[name].G_eval, models[name].D, image)
+                        images = colorize_and_judge(nets[name] if stochastic else models[name].G_eval, models[name].D,
+                                                    image)
                 except ValueError as e:  # colorize's own checks, e.g. a blank sketch
-                    raise UserError(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
-            outputs += [None if v is None else png_file(v) for v in images]
+                    raise serving.UserError(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
+            outputs += [None if v is None else serving.png_file(v) for v in images]
         return outputs
 
     def colorize_upload(image, generator, stochastic):
         from condgen.colorize import to_rgb
 
-        return colorize_each(to_rgb(within_size_limits(read_image(image))), generator, stochastic)
+        return colorize_each(to_rgb(serving.within_size_limits(serving.read_image(image))), generator, stochastic)
 
     def colorize_sketch(editor, generator, stochastic):
         from condgen.colorize import to_rgb
@@ -227,29 +231,32 @@ def create_sketch_demo(models, demo):
         editor = editor or {}
         image, background = editor.get("composite"), editor.get("background")
         if image is None or image.getchannel("A").getbbox() is None:  # nothing drawn, or the canvas cleared away
-            raise UserError("No sketch: pick the brush and draw on the canvas, or upload an image.")
+            raise serving.UserError("No sketch: pick the brush and draw on the canvas, or upload an image.")
         # fixed_canvas fits an upload into the 512 px canvas, centred: cut the empty bands off again
         # (strokes drawn on them included), so the output keeps the upload's aspect ratio
         if background is not None and background.getchannel("A").getbbox() is not None:
             image = image.crop(image.getchannel("A").getbbox())
-        return colorize_each(to_rgb(within_size_limits(image)), generator, stochastic)
+        return colorize_each(to_rgb(serving.within_size_limits(image)), generator, stochastic)
 
     def intro():
         sources = "; ".join(f"{label}: {describe(n, models[n])}" for label, n in GENERATORS.items())
-        return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch, on any paper), pick a generator, Colorize "
-                f"(shown first: {Path(EXAMPLES[0]).name if EXAMPLES else 'nothing'}, an example, colorized by the U-Net). "
+        return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch, on any paper), pick a generator, "
+                "Colorize "
+                f"(shown first: {Path(EXAMPLES[0]).name if EXAMPLES else 'nothing'}, an example, colorized by the "
+                "U-Net). "
                 f"Trained on Sketch2Pokemon-style line art. Running: {sources}.")
 
-    live_markdown(demo, intro)
+    serving.live_markdown(demo, intro)
     with gr.Row():
         with gr.Column():
-            # No initial background: with one, gradio 6.31's editor ignores the examples. Empty
-            # canvas pixels are transparent (RGBA: colorize_sketch finds an upload's box by its
-            # alpha), and to_rgb puts them on white. fixed_canvas: an upload is fitted into the
-            # 512 px canvas in the browser, so a 3000 px photo is not sent whole (20 MB limit: 413).
+            # No initial background: with one, gradio 6.31's editor ignores the examples. Empty canvas pixels are
+            # transparent (RGBA: colorize_sketch finds an upload's box by its alpha), and to_rgb puts them on
+            # white. fixed_canvas: an upload is fitted into the 512 px canvas in the browser, so a 3000 px photo
+            # is not sent whole (20 MB limit: 413).
             sketch = gr.ImageEditor(
                 None, label="sketch", type="pil",
-                image_mode="RGBA", sources=("upload", "clipboard"), canvas_size=(512, 512), fixed_canvas=True, height=640,
+                image_mode="RGBA", sources=("upload", "clipboard"), canvas_size=(512, 512), fixed_canvas=True,
+                height=640,
                 layers=False, transforms=(), brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),
                 eraser=gr.Eraser(default_size=12), elem_id="sketch",
             )
@@ -260,15 +267,19 @@ def create_sketch_demo(models, demo):
                      "only source of randomness, so each click gives a slightly different picture; the changes are "
                      "small (a few levels out of 255 on average), often too small to see.")
             btn = gr.Button("Colorize", variant="primary")
-            image = ImageInput(visible=False, type="filepath", image_mode=None, label="image")  # the input of /colorize
+            image = serving.ImageInput(visible=False, type="filepath", image_mode=None, label="image")  # /colorize's
         with gr.Column():
             # the output at about the canvas' size, its PatchGAN map smaller beside it
             with gr.Row() as row_unet:
-                y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet", height=420, scale=2)
-                m_unet = gr.Image(label="U-Net map", format="png", interactive=False, elem_id="map-unet", height=420, scale=1)
+                y_unet = gr.Image(label="U-Net", format="png", interactive=False, elem_id="out-unet", height=420,
+                                  scale=2)
+                m_unet = gr.Image(label="U-Net map", format="png", interactive=False, elem_id="map-unet", height=420,
+                                  scale=1)
             with gr.Row(visible=False) as row_ed:
-                y_ed = gr.Image(label="encoder-decoder", format="png", interactive=False, elem_id="out-encdec", height=420, scale=2)
-                m_ed = gr.Image(label="enc-dec map", format="png", interactive=False, elem_id="map-encdec", height=420, scale=1)
+                y_ed = gr.Image(label="encoder-decoder", format="png", interactive=False, elem_id="out-encdec",
+                                height=420, scale=2)
+                m_ed = gr.Image(label="enc-dec map", format="png", interactive=False, elem_id="map-encdec", height=420,
+                                scale=1)
             gr.Markdown("PatchGAN map: the discriminator's verdict on each 70x70 patch of the output, seen "
                         "together with the sketch: green = looks real, red = looks fake.")
     outputs = [y_unet, m_unet, y_ed, m_ed]
@@ -284,7 +295,7 @@ def create_sketch_demo(models, demo):
         return colorize_each(to_rgb(EXAMPLES[0]), "U-Net", False)
 
     if EXAMPLES:
-        first_result(demo, example, outputs)
+        serving.first_result(demo, example, outputs)
 
 
 def create_about(models, demo):
@@ -297,15 +308,16 @@ def create_about(models, demo):
 
 Each model comes from a Hub repo if one is set (`--cgan-repo user/repo[@revision]`, `CONDGEN_CGAN_REPO`),
 else from a local folder if one is given (`--cgan-dir runs/cgan`, `CONDGEN_CGAN_DIR`: a training run is
-never picked up on its own, so a smoke test does not replace the bundled weights), else from the bundled `weights/`. Pix2Pix first needs training pairs:
+never picked up on its own, so a smoke test does not replace the bundled weights), else from the bundled
+`weights/`. Pix2Pix first needs training pairs:
 `python -m condgen.sketchify ../shared/data/pokemon/color data/sketch2pokemon-train`.
 The endpoints and a `gradio_client` example are under "Use via API" at the bottom of the page."""
 
-    live_markdown(demo, about)
+    serving.live_markdown(demo, about)
 
 
 def build_demo(models, concurrency=2):
-    refuse_server_paths()
+    serving.refuse_server_paths()
     with gr.Blocks(title="condgen", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(DESCRIPTION)
         with gr.Tabs():
@@ -323,10 +335,11 @@ def build_demo(models, concurrency=2):
 
 def main(argv=None, **launch_kwargs):
     args = parse_args(argv)
-    models = Models(lambda: load_models(args))
+    models = serving.Models(lambda: load_models(args))
     demo = build_demo(models, args.concurrency)
     block = not launch_kwargs.pop("prevent_thread_lock", False)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size="20mb", prevent_thread_lock=True, **launch_kwargs)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size="20mb", prevent_thread_lock=True,
+                **launch_kwargs)
     models.start()  # only now: the loading thread would hold the GIL while the page is being set up
     if block:
         demo.block_thread()

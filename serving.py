@@ -57,7 +57,8 @@ class ImageInput(gr.Image):
         try:  # a URL is fetched by gradio: say which one failed, and why
             return await super().async_move_resource_to_block_cache(url_or_file_path)
         except Exception as e:
-            raise UserError(f"image: could not fetch {str(url_or_file_path)[:200]} ({str(e)[:200] or type(e).__name__})") from e
+            why = str(e)[:200] or type(e).__name__
+            raise UserError(f"image: could not fetch {str(url_or_file_path)[:200]} ({why})") from e
 
     def example_payload(self):
         from gradio_client import handle_file
@@ -98,7 +99,8 @@ def read_image(payload):
         raise UserError("No image: upload a sketch (dark lines on white).")
     if not (isinstance(payload, dict) and isinstance(payload.get("path"), str)):
         # a bare string is never opened: it could name any file on the server
-        raise UserError(f"image must be an uploaded image file (gradio_client: handle_file('sketch.png')), got {str(payload)[:80]!r}")
+        raise UserError("image must be an uploaded image file (gradio_client: handle_file('sketch.png')), got "
+                        f"{str(payload)[:80]!r}")
     try:
         with Image.open(payload["path"]) as im:
             if im.width * im.height > MAX_PIXELS:

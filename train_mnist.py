@@ -37,29 +37,39 @@ RESUME_KEYS = ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "r
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     # data / model
-    p.add_argument("--model", choices=["gan", "cgan"], required=True, help="unconditional GAN or label-conditioned cGAN")
+    p.add_argument("--model", choices=["gan", "cgan"], required=True,
+                   help="unconditional GAN or label-conditioned cGAN")
     p.add_argument("--data-dir", default="data/mnist", help="torchvision MNIST root (holds MNIST/raw), writable")
-    p.add_argument("--subset", type=int, default=0, help="train on the first N images only (0: all 60k); for smoke tests")
+    p.add_argument("--subset", type=int, default=0,
+                   help="train on the first N images only (0: all 60k); for smoke tests")
     p.add_argument("--g-batchnorm", action=argparse.BooleanOptionalAction, default=True,
                    help="BatchNorm after each hidden Linear of G (DCGAN); --no-g-batchnorm is the tutorial's G")
     p.add_argument("--d-minibatch-std", type=int, default=0, metavar="GROUP",
-                   help="GAN only: D sees the minibatch standard deviation over groups of GROUP samples (Karras et al. 2018), against mode collapse (0: the tutorial's D)")
-    p.add_argument("--g-widths", default=None, help="G's hidden widths, comma-separated (default: the tutorial's, gan 128,256,512 and cgan 256,256,512 "
-                   "for the z path, c path and joint layer; the cGAN paper's is 200,1000,1200)")
+                   help="GAN only: D sees the minibatch standard deviation over groups of GROUP samples (Karras et "
+                        "al. 2018), against mode collapse (0: the tutorial's D)")
+    p.add_argument("--g-widths", default=None,
+                   help="G's hidden widths, comma-separated (default: the tutorial's, gan 128,256,512 and cgan "
+                        "256,256,512 for the z path, c path and joint layer; the cGAN paper's is 200,1000,1200)")
     # optimization
     p.add_argument("--epochs", type=int, default=70, help="total epochs (with --resume: up to this many)")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step and process (under torchrun the global batch is batch-size x world size)")
+    p.add_argument("--batch-size", type=int, default=128,
+                   help="images per step and process (under torchrun the global batch is batch-size x world size)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--real-label", type=float, default=0.9, help="target for real images (1.0: no smoothing)")
-    p.add_argument("--ema", type=float, default=0.999, help="publish an exponential moving average of G's weights with this decay (0: the raw G)")
-    p.add_argument("--seed", type=int, default=0, help="seed for init, noise and shuffling (under torchrun rank r draws its noise from seed + r)")
+    p.add_argument("--ema", type=float, default=0.999,
+                   help="publish an exponential moving average of G's weights with this decay (0: the raw G)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for init, noise and shuffling (under torchrun rank r draws its noise from seed + r)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to train")
-    p.add_argument("--amp", choices=CHOICES, default="auto", help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
+    p.add_argument("--amp", choices=CHOICES, default="auto",
+                   help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a "
+                        "CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
     # output / hub
     p.add_argument("--out", default="runs/<model>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
-    p.add_argument("--eval-per-class", type=int, default=1000, help="samples per digit for the model card's evaluation (0: skip)")
+    p.add_argument("--eval-per-class", type=int, default=1000,
+                   help="samples per digit for the model card's evaluation (0: skip)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the generator folder when done")
     args = p.parse_args(argv)
     args.command = run.command("train_mnist.py", p, args)  # for the model card
@@ -68,7 +78,8 @@ def parse_args(argv=None):
     if args.batch_size < 1 or (args.subset and args.subset < args.batch_size):
         p.error(f"--batch-size must be >= 1 and no larger than --subset (got {args.batch_size}, subset {args.subset})")
     if args.d_minibatch_std and (args.model != "gan" or args.batch_size % args.d_minibatch_std):
-        p.error(f"--d-minibatch-std is for --model gan, with a --batch-size that is a multiple of it (got {args.d_minibatch_std}, batch {args.batch_size})")
+        p.error("--d-minibatch-std is for --model gan, with a --batch-size that is a multiple of it (got "
+                f"{args.d_minibatch_std}, batch {args.batch_size})")
     if not 0.0 < args.real_label <= 1.0:
         p.error(f"--real-label must be in (0, 1], got {args.real_label}")
     if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1):  # also refuses nan
@@ -178,7 +189,7 @@ def main(args):
         G_pub = recalibrate_batchnorm(G_ema, noise_batches(G_ema, conditional, device)) if args.ema else G
         grid = training_grid(G_pub, z_fixed, conditional)
         atomic_write(out / "samples" / f"epoch_{epoch + 1:03d}.png",
-                     lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
+                     lambda tmp, grid=grid: torchvision.utils.save_image(grid, tmp, format="png"))
         meta = dict(model=args.model, epoch=epoch + 1, history=history, args=config)
         run.save(out, {"generator": G_pub, "discriminator": D}, {"G": G, "D": D, "G_ema": G_ema}, optimizers, rng, meta)
 
@@ -200,7 +211,8 @@ def load_data(args, device, world_size):
     if args.subset:
         x_all, c_all = x_all[: args.subset], c_all[: args.subset]
     if len(x_all) < args.batch_size * world_size:
-        sys.exit(f"error: {len(x_all)} images are fewer than one global batch ({args.batch_size} x {world_size} processes)")
+        sys.exit(f"error: {len(x_all)} images are fewer than one global batch ({args.batch_size} x {world_size} "
+                 "processes)")
     return x_all.to(device), c_all.to(device)
 
 

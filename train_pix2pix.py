@@ -52,40 +52,61 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     # data
-    p.add_argument("--data", default="data/sketch2pokemon-train", help="training pairs: 512x256 images (sketch left, color right), A/ and B/ folders, "
-                   "or a folder of such folders, one rendering of the sketches each (condgen.sketchify --method all): one is drawn per image and step")
+    p.add_argument("--data", default="data/sketch2pokemon-train",
+                   help="training pairs: 512x256 images (sketch left, color right), A/ and B/ folders, or a "
+                        "folder of such folders, one rendering of the sketches each (condgen.sketchify --method "
+                        "all): one is drawn per image and step")
     p.add_argument("--val", default=str(DEFAULT_VAL), help="validation pairs, same layouts ('none': no validation)")
-    p.add_argument("--augment", choices=["tutorial", "paper", "none"], default="tutorial", help="joint augmentation of sketch and color (see condgen.data.pair_augmentation)")
+    p.add_argument("--augment", choices=["tutorial", "paper", "none"], default="tutorial",
+                   help="joint augmentation of sketch and color (see condgen.data.pair_augmentation)")
     p.add_argument("--subset", type=int, default=0, help="train on the first N pairs only (0: all); for smoke tests")
     # model
-    p.add_argument("--generator", choices=list(GENERATOR_CLASSES), default="unet", help="U-Net (skips) or the paper's encoder-decoder baseline")
+    p.add_argument("--generator", choices=list(GENERATOR_CLASSES), default="unet",
+                   help="U-Net (skips) or the paper's encoder-decoder baseline")
     p.add_argument("--ngf", type=int, default=64, help="generator width: filters of its first layer (paper: 64)")
     p.add_argument("--ndf", type=int, default=64, help="discriminator width (paper: 64)")
     p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
-                   help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 convolution (Odena et al. 2016, no checkerboard)")
+                   help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 "
+                        "convolution (Odena et al. 2016, no checkerboard)")
     # optimization
     p.add_argument("--epochs", type=int, default=128, help="total epochs (with --resume: up to this many)")
-    p.add_argument("--batch-size", type=int, default=4, help="pairs per step and process; under torchrun the global batch is batch-size x world size (paper: 1)")
+    p.add_argument("--batch-size", type=int, default=4,
+                   help="pairs per step and process; under torchrun the global batch is batch-size x world size "
+                        "(paper: 1)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
-    p.add_argument("--lr-decay-epochs", type=int, default=0, help="decay lr linearly to 0 over the last N epochs (paper: 100 of 200)")
+    p.add_argument("--lr-decay-epochs", type=int, default=0,
+                   help="decay lr linearly to 0 over the last N epochs (paper: 100 of 200)")
     p.add_argument("--l1-only", action="store_true", help="the paper's ablation: L1 loss alone, no discriminator")
-    p.add_argument("--ema", type=float, default=0.0, help="publish an exponential moving average of G's weights with this decay, BatchNorm statistics re-estimated (0: the raw G, as the paper)")
-    p.add_argument("--amp", choices=CHOICES, default="auto", help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="publish an exponential moving average of G's weights with this decay, BatchNorm statistics "
+                        "re-estimated (0: the raw G, as the paper)")
+    p.add_argument("--amp", choices=CHOICES, default="auto",
+                   help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a "
+                        "CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="batches and weights in NHWC memory layout (same math); default: on, except at batch 1 in fp32, where NCHW is as fast or faster (condgen.precision.default_channels_last, measured by bench/run_all.py)")
-    p.add_argument("--seed", type=int, default=0, help="seed for init, dropout, augmentation and shuffling (under torchrun rank r draws dropout and augmentation from seed + r)")
+                   help="batches and weights in NHWC memory layout (same math); default: on, except at batch 1 in "
+                        "fp32, where NCHW is as fast or faster (condgen.precision.default_channels_last, measured by "
+                        "bench/run_all.py)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for init, dropout, augmentation and shuffling (under torchrun rank r draws dropout and "
+                        "augmentation from seed + r)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto", help="where to train")
     # output / hub
     p.add_argument("--out", default="runs/pix2pix-<generator>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
     p.add_argument("--init-from", default=None, metavar="RUN",
-                   help="start from the published weights of a run (RUN/generator, e.g. trained elsewhere, and RUN/discriminator unless --ndf differs: then D starts fresh) with fresh Adam moments, instead of the paper's random init")
+                   help="start from the published weights of a run (RUN/generator, e.g. trained elsewhere, and "
+                        "RUN/discriminator unless --ndf differs: then D starts fresh) with fresh Adam moments, "
+                        "instead of the paper's random init")
     p.add_argument("--val-rows", type=int, default=6, help="pairs shown in each epoch's validation grid")
-    p.add_argument("--save-every", type=int, default=1, help="write the models and the resume state every N epochs (and after the last)")
-    p.add_argument("--weights-dtype", choices=["fp32", "fp16"], default="fp32", help="dtype of the published generator/ and discriminator/ weights (training state stays fp32)")
-    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload generator/ to REPO_ID and discriminator/ to REPO_ID-discriminator when done")
+    p.add_argument("--save-every", type=int, default=1,
+                   help="write the models and the resume state every N epochs (and after the last)")
+    p.add_argument("--weights-dtype", choices=["fp32", "fp16"], default="fp32",
+                   help="dtype of the published generator/ and discriminator/ weights (training state stays fp32)")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
+                   help="upload generator/ to REPO_ID and discriminator/ to REPO_ID-discriminator when done")
     args = p.parse_args(argv)
     args.command = run.command("train_pix2pix.py", p, args)  # for the model card
     for name in ("epochs", "batch_size", "ngf", "ndf", "save_every"):
@@ -97,8 +118,10 @@ def parse_args(argv=None):
         p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
         p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
-    if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < float("inf")):  # also refuses nan
-        p.error(f"--lr must be a positive number, --beta1 in [0, 1) and --lambda-l1 >= 0, got {args.lr}, {args.beta1}, {args.lambda_l1}")
+    # also refuses nan
+    if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < float("inf")):
+        p.error(f"--lr must be a positive number, --beta1 in [0, 1) and --lambda-l1 >= 0, got {args.lr}, "
+                f"{args.beta1}, {args.lambda_l1}")
     if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
         p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     args.out = Path(args.out.replace("<generator>", args.generator))
@@ -134,7 +157,8 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
     opt_G.zero_grad(set_to_none=True)
     (loss_G_GAN + lambda_L1 * loss_G_L1).backward()
     opt_G.step()
-    return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN, loss_G_L1=loss_G_L1).items()}
+    return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN,
+                                           loss_G_L1=loss_G_L1).items()}
 
 
 def val_grid(x, fake, y, rows):
@@ -155,9 +179,8 @@ def main(args):
     data, x_val, y_val = load_data(args, device, world_size)
 
     G, D = (m.to(device, memory_format=layout) for m in build_models(args))
-    # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the
-    # bare modules that are validated and saved. BatchNorm stays per rank: each normalizes over its
-    # own batch-size pairs, as one process would (SyncBatchNorm would need CUDA and an allreduce per layer).
+    # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the bare modules that
+    # are validated and saved. BatchNorm stays per rank, as in one process (SyncBatchNorm: CUDA, an allreduce a layer).
     G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
     # G_ema: a running average of G's weights (condgen.ema); the adversarial term keeps G's colors moving
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if args.ema else None
@@ -187,7 +210,8 @@ def main(args):
             sums += torch.stack([losses[k] for k in LOSSES])
             if i % 10 == 0:
                 bar.set_postfix(loss_D=f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']).item():.3f}",
-                                loss_G_GAN=f"{losses['loss_G_GAN'].item():.3f}", loss_G_L1=f"{losses['loss_G_L1'].item():.3f}")
+                                loss_G_GAN=f"{losses['loss_G_GAN'].item():.3f}",
+                                loss_G_L1=f"{losses['loss_G_L1'].item():.3f}")
         means = distributed.mean_over_ranks(sums) / steps_per_epoch
         history.append(dict(epoch=epoch + 1, lr=lr, **dict(zip(LOSSES, means.tolist())), seconds=time.time() - t0))
         rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
@@ -199,7 +223,7 @@ def main(args):
             recalibrate(G_ema, data, epoch, args.batch_size, device, layout)
         G_pub = G_ema if G_ema is not None else G
         if x_val is not None:
-            history[-1]["val"] = validate(G_pub, x_val, y_val, amp, out / "val" / f"epoch_{epoch + 1:03d}.png", args.val_rows)
+            history[-1]["val"] = validate(G_pub, x_val, y_val, amp, out / "val", epoch + 1, args.val_rows)
         run.log_epoch(out, history)
         if save:  # every --save-every epochs: the publishable models, then the resume state
             meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
@@ -210,8 +234,8 @@ def main(args):
     if not master_process:
         return G, D, history
     write_card(out, args, history, device, x_val, y_val, world_size)
-    run.push(args, [(out / "generator", args.push_to_hub), (out / "discriminator", f"{args.push_to_hub}-discriminator")],
-             f"condgen pix2pix {args.generator}: {len(history)} epochs")
+    repos = [(out / "generator", args.push_to_hub), (out / "discriminator", f"{args.push_to_hub}-discriminator")]
+    run.push(args, repos, f"condgen pix2pix {args.generator}: {len(history)} epochs")
     return G, D, history
 
 
@@ -221,7 +245,8 @@ def build_models(args):
 
 
 def load_data(args, device, world_size):
-    """The training pairs (on the GPU when training there) and the validation pairs in [-1, 1] (None with --val none)."""
+    """The training pairs (on the GPU when training there) and the validation pairs in [-1, 1] (None
+    with --val none)."""
     try:
         data = PairDataset(args.data, augment=args.augment, subset=args.subset)
     except (OSError, ValueError) as e:
@@ -266,16 +291,17 @@ def recalibrate(G_ema, data, epoch, batch_size, device, layout):
     the RNG streams forked: the training draws stay what an uninterrupted run draws)."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         batches = shuffled_batches(len(data), batch_size, torch.Generator().manual_seed(epoch))
-        recalibrate_batchnorm(G_ema, (data.batch(idx, device, layout)[:1] for idx in batches), count=100 // batch_size + 1)
+        recalibrate_batchnorm(G_ema, (data.batch(idx, device, layout)[:1] for idx in batches),
+                              count=100 // batch_size + 1)
 
 
-def validate(G, x_val, y_val, amp, grid_file, rows):
+def validate(G, x_val, y_val, amp, folder, epoch, rows):
     """Scores on the validation pairs in eval mode (running BatchNorm statistics, no dropout: what
     colorize does), and their grid of sketch | output | truth rows."""
     with autocast(next(G.parameters()).device, amp):
         fake_val = predict(G, x_val)
     grid = val_grid(x_val, fake_val, y_val, rows)
-    atomic_write(grid_file, lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
+    atomic_write(folder / f"epoch_{epoch:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
     return scores(fake_val, y_val, x_val)
 
 
@@ -283,7 +309,8 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     """Model card: command, epochs, wall time, val metrics beside the baselines; a sample grid."""
     rows = {}
     if x_val is not None:
-        rows = {f"this model ({args.generator}{', L1 only' if args.l1_only else ''})": history[-1]["val"], **baselines(x_val, y_val)}
+        rows = {f"this model ({args.generator}{', L1 only' if args.l1_only else ''})": history[-1]["val"],
+                **baselines(x_val, y_val)}
         last = out / "val" / f"epoch_{len(history):03d}.png"
         if last.is_file():
             (out / "generator" / "samples.png").write_bytes(last.read_bytes())
@@ -292,8 +319,10 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     renderings = ", ".join(f.name for f in rendering_folders(args.data))
     processes = f" x {world_size} processes" if world_size > 1 else ""
     training = [f"recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, lambda_L1 "
-                f"{args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), sketch renderings: {renderings}",
-                f"epochs: {len(history)}, batch {args.batch_size}{processes}, augmentation `{args.augment}`, {run.machine(history, device)}",
+                f"{args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), sketch renderings: "
+                f"{renderings}",
+                f"epochs: {len(history)}, batch {args.batch_size}{processes}, augmentation `{args.augment}`, "
+                f"{run.machine(history, device)}",
                 f"final epoch: loss_G_L1 {last['loss_G_L1']:.3f}, loss_G_GAN {last['loss_G_GAN']:.3f}, "
                 f"loss_D_real {last['loss_D_real']:.3f}, loss_D_fake {last['loss_D_fake']:.3f}"]
     heading = f"""# condgen Pix2Pix {args.generator} (ngf={args.ngf}{", L1 only" if args.l1_only else ""})
@@ -313,7 +342,8 @@ G = {cls}.from_pretrained("<this folder or repo id>")
 colorize(G, "sketch.png").save("color.png")
 ```
 """
-    run.write_card(out / "generator", args, ["tags: [condgen, pix2pix, image-to-image, sketch-to-color]"], heading, training, sections)
+    run.write_card(out / "generator", args, ["tags: [condgen, pix2pix, image-to-image, sketch-to-color]"], heading,
+                   training, sections)
 
 
 if __name__ == "__main__":

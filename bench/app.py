@@ -1,8 +1,8 @@
 """The demo's start time and per-endpoint latency under concurrent clients.
 
-    python bench/app.py                          # starts `python app.py` offline on a free port
-    python bench/app.py --clients 8 --requests 10 -- --unet-dir runs/pix2pix-unet
-    python bench/app.py --url http://127.0.0.1:7860/   # an app that is already running
+    python -m bench.app                          # starts `python app.py` offline on a free port
+    python -m bench.app --clients 8 --requests 10 -- --unet-dir runs/pix2pix-unet
+    python -m bench.app --url http://127.0.0.1:7860/   # an app that is already running
 
 Cold start: from spawning `python app.py` (HF_HUB_OFFLINE=1) to the first 200 on "/" (a served
 page) and to the first answer from /generate_gan through gradio_client. Latency: each of

@@ -1,7 +1,7 @@
 """Seconds per Pix2Pix training step and inference latency, 256x256, both generators.
 
-    python bench/pix2pix.py                        # paper size (ngf=ndf=64), a few minutes on a CPU
-    python bench/pix2pix.py --ngf 16 --repeats 2   # the compact bundled size, quicker
+    python -m bench.pix2pix                        # paper size (ngf=ndf=64), a few minutes on a CPU
+    python -m bench.pix2pix --ngf 16 --repeats 2   # the compact bundled size, quicker
 
 A training step is train_pix2pix.train_step (D step + G step, Adam) on random pairs. Modes:
 fp32 eager; bf16 autocast; channels_last (fp32, NHWC memory layout for models and inputs, which
@@ -12,17 +12,14 @@ depend on what else runs.
 
 import argparse
 import statistics
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from condgen.pix2pix import GENERATOR_CLASSES, Discriminator  # noqa: E402
-from condgen.distributed import pick_device  # noqa: E402
-from train_pix2pix import train_step  # noqa: E402
+from condgen.distributed import pick_device
+from condgen.pix2pix import GENERATOR_CLASSES, Discriminator
+from train_pix2pix import train_step
 
 MODES = ["fp32 eager", "bf16 autocast", "channels_last"]
 
@@ -81,7 +78,8 @@ def main(argv=None):
     p.add_argument("--ngf", type=int, default=64, help="generator width (64: the paper's)")
     p.add_argument("--ndf", type=int, default=None, help="discriminator width (default: --ngf)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4], help="training batch sizes")
-    p.add_argument("--generators", nargs="+", choices=list(GENERATOR_CLASSES), default=list(GENERATOR_CLASSES), help="generators to time")
+    p.add_argument("--generators", nargs="+", choices=list(GENERATOR_CLASSES), default=list(GENERATOR_CLASSES),
+                   help="generators to time")
     p.add_argument("--modes", nargs="+", choices=MODES, default=MODES, help="modes to time")
     p.add_argument("--repeats", type=int, default=2, help="timed repetitions (median reported; inference: 3x)")
     p.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
@@ -92,7 +90,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, ngf={args.ngf}, ndf={args.ndf}, 256x256")
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, ngf={args.ngf}, "
+          f"ndf={args.ndf}, 256x256")
 
     rows = ["| generator | batch | mode | s / train step | speed-up vs fp32 eager | inference (batch 1) | speed-up |",
             "|---|---|---|---|---|---|---|"]
@@ -104,7 +103,8 @@ def main(argv=None):
                 # speed-ups: > 1 is faster than fp32 eager
                 ratio = f"{train['fp32 eager'] / train[m]:.2f}x" if "fp32 eager" in train else "-"
                 iratio = f"{infer['fp32 eager'] / infer[m]:.2f}x" if "fp32 eager" in infer else "-"
-                rows.append(f"| {generator} | {bs} | {m} | {train[m]:.3f} | {ratio} | {infer[m] * 1000:.0f} ms | {iratio} |")
+                rows.append(f"| {generator} | {bs} | {m} | {train[m]:.3f} | {ratio} | {infer[m] * 1000:.0f} ms | "
+                            f"{iratio} |")
                 print(rows[-1], flush=True)
     print("\n".join(rows))
     return rows

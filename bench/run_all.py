@@ -1,7 +1,7 @@
 """Every performance figure of the project in one run; the last line printed is one JSON object.
 
-    python bench/run_all.py --data-dir data/mnist          # ~5 min on a 2-core CPU
-    python bench/run_all.py --data-dir data/mnist --quick  # smaller, to check the script runs
+    python -m bench.run_all --data-dir data/mnist          # minutes on a 2-core CPU (README, Performance)
+    python -m bench.run_all --data-dir data/mnist --quick  # smaller, to check the script runs
 
 It first prints the CPU's capabilities (AVX512-BF16, AMX, the vector ISA) and the precision
 `--amp auto` picks on it (condgen.precision). Each speed-up is measured side by side in this run:
@@ -43,19 +43,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from condgen.data import PairDataset, mnist_tensors, pair_augmentation, shuffled_batches, to_tanh_range  # noqa: E402
-from condgen.mnist import DiscriminatorCGAN, GeneratorCGAN, one_hot  # noqa: E402
-from condgen.pix2pix import Discriminator, UNetGenerator, fold_batchnorm  # noqa: E402
-from condgen.precision import cpu_capabilities, default_channels_last, describe, inference_generator, native_bf16, resolve_amp  # noqa: E402
-from train_mnist import train_step as mnist_step  # noqa: E402
-from train_pix2pix import train_step as pix2pix_step  # noqa: E402
+from bench.plain import plain_mnist_step, plain_pix2pix_step
+from condgen.data import PairDataset, mnist_tensors, pair_augmentation, shuffled_batches, to_tanh_range
+from condgen.mnist import DiscriminatorCGAN, GeneratorCGAN, one_hot
+from condgen.pix2pix import Discriminator, UNetGenerator
+from condgen.precision import (
+    cpu_capabilities,
+    default_channels_last,
+    describe,
+    inference_generator,
+    native_bf16,
+    resolve_amp,
+)
+from train_mnist import train_step as mnist_step
+from train_pix2pix import train_step as pix2pix_step
 
+REPO = Path(__file__).resolve().parent.parent
 AMP = resolve_amp("auto", "cpu")  # what the training scripts and the app pick on this machine
 BF16 = torch.bfloat16
 # pix2pix step variants: (plain loop?, amp, NHWC?, batch). "ours" is train_pix2pix.py's default
@@ -95,7 +101,7 @@ def matmul_peak(n=2048):
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        out[name] = 2 * n**3 / medians_in_turns({name: lambda: a @ b}, 5)[name] / 1e9
+        out[name] = 2 * n**3 / medians_in_turns({name: lambda a=a, b=b: a @ b}, 5)[name] / 1e9
     return out
 
 
@@ -133,22 +139,6 @@ class JpegPairs(torch.utils.data.Dataset):
         return to_tanh_range(x.as_subclass(torch.Tensor)), to_tanh_range(y.as_subclass(torch.Tensor))
 
 
-def plain_pix2pix_step(G, D, opt_G, opt_D, x, y):
-    fake = G(x)
-    d_real, d_fake = D(x, y), D(x, fake.detach())
-    loss_D = 0.5 * (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                    + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-    opt_D.zero_grad()
-    loss_D.backward()
-    opt_D.step()
-    d_fake = D(x, fake)
-    loss_G = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake)) + 100 * (fake - y).abs().mean()
-    opt_G.zero_grad()
-    loss_G.backward()
-    opt_G.step()
-    return loss_D.item(), loss_G.item()
-
-
 def pix2pix_variants(folder, args):
     """Seconds per step (median) for each variant, all starting from the same weights. Variants
     that are the same configuration on this machine (e.g. "ours" and "ours bf16" where auto picks
@@ -174,8 +164,10 @@ def pix2pix_step_fn(cfg, loader, args):
     if nhwc:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     fused = not plain
-    opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
-    opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
+    opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None,
+                             foreach=None if fused else False)
+    opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None,
+                             foreach=None if fused else False)
     batches = iter(_forever(loader))
 
     def step():
@@ -201,7 +193,7 @@ def unet_inference(args):
     have = (bundled / "config.json").is_file()
     G = (UNetGenerator.from_pretrained(bundled) if have else UNetGenerator(ngf=16)).float().eval()
     x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    fast32 = fold_batchnorm(G).to(memory_format=torch.channels_last)
+    fast32 = inference_generator(G, choice="none")  # folded, NHWC, fp32
     fast = inference_generator(G)  # what the app and colorize run: bf16 weights where auto picks bf16
     x_cl = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
@@ -225,26 +217,12 @@ def unet_inference(args):
     diff = (ours_fn() - ref).abs().max().item()
     diff32 = (ours_fp32_fn() - ref).abs().max().item()
     t = {k: v * 1e3 for k, v in medians_in_turns(fns, args.repeats * 10, warmup=3).items()}
-    return dict(source=str(bundled) if have else "random ngf=16", eager_ms=t["eager"], ours_ms=t["ours"], ours_fp32_ms=t.get("ours fp32", t["ours"]),
+    return dict(source=str(bundled) if have else "random ngf=16", eager_ms=t["eager"], ours_ms=t["ours"],
+                ours_fp32_ms=t.get("ours fp32", t["ours"]),
                 max_abs_diff=diff, max_abs_diff_fp32=diff32)
 
 
 # ---- MNIST cGAN epoch ----
-
-def plain_mnist_step(G, D, opt_G, opt_D, x, c):
-    z = torch.randn(len(x), G.nz)
-    fake = G(z, c)
-    loss_D = (F.binary_cross_entropy_with_logits(D(x, c), torch.full((len(x),), 0.9))
-              + F.binary_cross_entropy_with_logits(D(fake.detach(), c), torch.zeros(len(x))))
-    opt_D.zero_grad()
-    loss_D.backward()
-    opt_D.step()
-    loss_G = F.binary_cross_entropy_with_logits(D(fake, c), torch.ones(len(x)))
-    opt_G.zero_grad()
-    loss_G.backward()
-    opt_G.step()
-    return loss_D.item(), loss_G.item()
-
 
 def mnist_epochs(args):
     """Seconds for one epoch each way, the variants taking turns (a chunk of steps each per round:
@@ -261,18 +239,24 @@ def mnist_epochs(args):
         torch.manual_seed(0)
         G, D = GeneratorCGAN(batchnorm=True), DiscriminatorCGAN()
         fused = name != "plain"
-        opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
-        opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None, foreach=None if fused else False)
+        opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None,
+                                 foreach=None if fused else False)
+        opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=fused or None,
+                                 foreach=None if fused else False)
         # Reading the files is once per run for both, so outside the timer; the per-sample
         # conversion of the DataLoader is per epoch, so inside (the loader is iterated lazily).
         if name == "plain":
-            tf = torchvision.transforms.Compose([torchvision.transforms.ToTensor(), torchvision.transforms.Normalize([0.5], [0.5])])
+            tf = torchvision.transforms.Compose([torchvision.transforms.ToTensor(),
+                                                 torchvision.transforms.Normalize([0.5], [0.5])])
             ds = torch.utils.data.Subset(torchvision.datasets.MNIST(args.data_dir, train=True, transform=tf), range(n))
             loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True, drop_last=True)
-            steps = _calls(functools.partial(plain_mnist_step, G, D, opt_G, opt_D), ((x, one_hot(c)) for x, c in loader))
+            batches = ((x, one_hot(c)) for x, c in loader)
+            steps = _calls(functools.partial(plain_mnist_step, G, D, opt_G, opt_D), batches)
         else:
-            step = functools.partial(mnist_step, G, D, opt_G, opt_D, real_label=0.9, amp=AMP if name == "ours" else None)
-            steps = _calls(step, ((x_all[idx], c_all[idx]) for idx in shuffled_batches(n, 128, torch.Generator().manual_seed(0))))
+            step = functools.partial(mnist_step, G, D, opt_G, opt_D, real_label=0.9,
+                                     amp=AMP if name == "ours" else None)
+            order = shuffled_batches(n, 128, torch.Generator().manual_seed(0))
+            steps = _calls(step, ((x_all[idx], c_all[idx]) for idx in order))
         epochs[name] = (steps, G, D, opt_G, opt_D)
     results = dict.fromkeys(epochs, 0.0)
     left = {name: steps for name, (steps, *_) in epochs.items()}
@@ -314,7 +298,8 @@ def peak_rss_mb(cmd, env=None):
         probe = ("import atexit, runpy, sys; sys.argv = sys.argv[1:]; "
                  f"atexit.register(lambda: open({status.name!r}, 'w').write(open('/proc/self/status').read())); "
                  "runpy.run_path(sys.argv[0], run_name='__main__')")
-        proc = subprocess.run([cmd[0], "-c", probe, *cmd[1:]], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run([cmd[0], "-c", probe, *cmd[1:]], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
         return _vmhwm_mb(Path(status.name).read_text())
@@ -368,15 +353,19 @@ def memory(args, pairs):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default="data/mnist", help="torchvision MNIST root (writable)")
-    p.add_argument("--pix2pix-data", default="data/sketch2pokemon-train", help="pairs for the pix2pix memory figure (synthetic if absent)")
+    p.add_argument("--pix2pix-data", default="data/sketch2pokemon-train",
+                   help="pairs for the pix2pix memory figure (synthetic if absent)")
     p.add_argument("--ngf", type=int, default=64, help="pix2pix width for the training step (64: the paper's)")
-    p.add_argument("--repeats", type=int, default=9, help="timed pix2pix steps per variant, taken in turns (median); inference: 10x")
+    p.add_argument("--repeats", type=int, default=9,
+                   help="timed pix2pix steps per variant, taken in turns (median); inference: 10x")
     p.add_argument("--subset", type=int, default=0, help="MNIST images per epoch (0: all 60k)")
-    p.add_argument("--quick", action="store_true", help="ngf 16, 2 repeats, 6400 MNIST images: checks the script, not the machine")
+    p.add_argument("--quick", action="store_true",
+                   help="ngf 16, 2 repeats, 6400 MNIST images: checks the script, not the machine")
     args = p.parse_args()
     if args.quick:
         args.ngf, args.repeats, args.subset = 16, 2, 6400
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} threads")
     print(machine, flush=True)
     caps = cpu_capabilities()
     print(f"  CPU: AVX512-BF16 {'yes' if caps['avx512_bf16'] else 'no'}, AMX {'yes' if caps['amx'] else 'no'}, "
@@ -388,8 +377,10 @@ def main():
         synthetic_pairs(Path(tmp))
         steps = pix2pix_variants(tmp, args)
         infer = unet_inference(args)
-        print(f"  U-Net inference ({infer['source']}): eager {infer['eager_ms']:.1f} ms, ours {infer['ours_ms']:.1f} ms "
-              f"(max |diff| {infer['max_abs_diff']:.2e}), ours in fp32 {infer['ours_fp32_ms']:.1f} ms (max |diff| {infer['max_abs_diff_fp32']:.2e})", flush=True)
+        print(f"  U-Net inference ({infer['source']}): eager {infer['eager_ms']:.1f} ms, ours {infer['ours_ms']:.1f} "
+              "ms "
+              f"(max |diff| {infer['max_abs_diff']:.2e}), ours in fp32 {infer['ours_fp32_ms']:.1f} ms (max |diff| "
+              f"{infer['max_abs_diff_fp32']:.2e})", flush=True)
         mnist = mnist_epochs(args)
         rss = memory(args, tmp)
     base = steps["fp32 eager (plain)"]
@@ -399,24 +390,31 @@ def main():
     print("| figure | plain fp32 eager | ours | ratio |\n|---|---|---|---|")
     for name, (plain, _, _, bs) in VARIANTS.items():
         if bs == 4 and not plain:
-            print(f"| pix2pix step, U-Net ngf={args.ngf} + PatchGAN, batch 4 ({name}) | {base:.2f} s | {steps[name]:.2f} s | {base / steps[name]:.2f}x |")
+            print(f"| pix2pix step, U-Net ngf={args.ngf} + PatchGAN, batch 4 ({name}) | {base:.2f} s | "
+                  f"{steps[name]:.2f} s | {base / steps[name]:.2f}x |")
     for p32 in ("fp32", "bf16"):
         nchw, nhwc = steps[f"batch 1 {p32}, NCHW"], steps[f"batch 1 {p32}, NHWC"]
         print(f"| pix2pix step, batch 1, {p32}: NCHW vs NHWC | | {nchw:.3f} / {nhwc:.3f} s | NHWC {nchw / nhwc:.2f}x |")
-    print(f"| U-Net inference, 1 sketch (ours, {precision}) | {infer['eager_ms']:.1f} ms | {infer['ours_ms']:.1f} ms | {infer['eager_ms'] / infer['ours_ms']:.2f}x |")
+    print(f"| U-Net inference, 1 sketch (ours, {precision}) | {infer['eager_ms']:.1f} ms | {infer['ours_ms']:.1f} ms "
+          f"| {infer['eager_ms'] / infer['ours_ms']:.2f}x |")
     if AMP:
-        print(f"| U-Net inference, 1 sketch (ours fp32) | {infer['eager_ms']:.1f} ms | {infer['ours_fp32_ms']:.1f} ms | {infer['eager_ms'] / infer['ours_fp32_ms']:.2f}x |")
-    print(f"| MNIST cGAN epoch ({args.subset or 60000} images, ours, {precision}) | {mnist['plain']:.2f} s | {mnist['ours']:.2f} s | {mnist['plain'] / mnist['ours']:.2f}x |")
+        print(f"| U-Net inference, 1 sketch (ours fp32) | {infer['eager_ms']:.1f} ms | {infer['ours_fp32_ms']:.1f} ms "
+              f"| {infer['eager_ms'] / infer['ours_fp32_ms']:.2f}x |")
+    print(f"| MNIST cGAN epoch ({args.subset or 60000} images, ours, {precision}) | {mnist['plain']:.2f} s | "
+          f"{mnist['ours']:.2f} s | {mnist['plain'] / mnist['ours']:.2f}x |")
     if AMP:
-        print(f"| MNIST cGAN epoch (ours fp32) | {mnist['plain']:.2f} s | {mnist['ours fp32']:.2f} s | {mnist['plain'] / mnist['ours fp32']:.2f}x |")
-    print(f"| cGAN GFLOP/s vs fp32 matmul peak | | {mnist['gflops']:.0f} | {mnist['gflops'] / peak['fp32']:.0%} of {peak['fp32']:.0f} |")
+        print(f"| MNIST cGAN epoch (ours fp32) | {mnist['plain']:.2f} s | {mnist['ours fp32']:.2f} s | "
+              f"{mnist['plain'] / mnist['ours fp32']:.2f}x |")
+    print(f"| cGAN GFLOP/s vs fp32 matmul peak | | {mnist['gflops']:.0f} | {mnist['gflops'] / peak['fp32']:.0%} of "
+          f"{peak['fp32']:.0f} |")
     for k, v in rss.items():
         print(f"| peak RSS {k} | | {v:.0f} MB | |")
 
     figures = {
         "precision": describe("auto", "cpu"), "cpu_bf16": native_bf16("cpu"), "cpu": caps,
         "pix2pix_step_speedup": round(base / steps["ours"], 3),
-        "pix2pix_step_speedup_fp32": round(base / steps["ours fp32"], 3), "pix2pix_step_speedup_bf16": round(base / steps["ours bf16"], 3),
+        "pix2pix_step_speedup_fp32": round(base / steps["ours fp32"],
+                                           3), "pix2pix_step_speedup_bf16": round(base / steps["ours bf16"], 3),
         "pix2pix_step_s": {k: round(v, 3) for k, v in steps.items()},
         "unet_infer_ms": round(infer["ours_ms"], 2), "unet_infer_eager_ms": round(infer["eager_ms"], 2),
         "unet_infer_fp32_ms": round(infer["ours_fp32_ms"], 2),
@@ -428,7 +426,8 @@ def main():
         "quick": args.quick, "machine": machine,
     }
     # --quick times smaller problems than the targets are about: no verdict then
-    figures["targets_met"] = None if args.quick else {k: (figures[k] >= v if op == ">=" else figures[k] <= v) for k, (op, v) in TARGETS.items()}
+    figures["targets_met"] = None if args.quick else {k: (figures[k] >= v if op == ">=" else figures[k] <= v) for k,
+                                                      (op, v) in TARGETS.items()}
     print(json.dumps(figures))
 
 

@@ -133,8 +133,10 @@ def check_resume(state_file, args, keys):
     changed = [(f"--{key.replace('_', '-')}", saved[key], str(getattr(args, key)))
                for key in keys if key in saved and saved[key] != str(getattr(args, key))]
     if changed:
-        raise ValueError(f"{path} was started with " + ", ".join(f"{flag} {was} (now {now})" for flag, was, now in changed)
-                         + ": resume with " + " ".join(f"{flag} {was}" for flag, was, _ in changed) + ", or train into a new --out")
+        was_now = ", ".join(f"{flag} {was} (now {now})" for flag, was, now in changed)
+        raise ValueError(f"{path} was started with " + was_now
+                         + ": resume with " + " ".join(f"{flag} {was}" for flag, was,
+                                                       _ in changed) + ", or train into a new --out")
 
 
 def _match_layouts(opt):

@@ -5,8 +5,9 @@
 Any size and mode goes in: transparency is composited on white (a drawing app's transparent
 canvas is paper, not black), 16-bit, gray, palette and CMYK images become 8-bit RGB; the paper
 is made white and the lines black (condgen.paper.normalize_sketch: gray, beige or unevenly lit
-paper otherwise comes out yellow or blotched); the sketch is padded to a square with white, resized to 256x256, colorized, and the result cropped and resized
-back to the input's size.
+paper otherwise comes out yellow or blotched); the sketch is padded to a square with white and
+resized to 256x256 as the training pairs were (condgen.data.square_on_white), colorized, and the
+result cropped and resized back to the input's size.
 
 Eval mode by default: BatchNorm uses its running statistics and dropout is off, so the same
 sketch always gives the same picture. `--stochastic` keeps dropout on, which is how the paper
@@ -39,7 +40,8 @@ def to_rgb(image):
         except FileNotFoundError as e:
             raise ValueError(f"{image}: no such file") from e
         except (UnidentifiedImageError, OSError) as e:  # PIL's messages name the file again: say it once
-            why = "not an image PIL can read" if isinstance(e, UnidentifiedImageError) else str(e).replace(f"'{image}'", "").strip(": ")
+            why = ("not an image PIL can read" if isinstance(e, UnidentifiedImageError)
+                   else str(e).replace(f"'{image}'", "").strip(": "))
             raise ValueError(f"{image}: not a readable image ({why})") from e
     elif isinstance(image, np.ndarray):
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or image.size == 0:
@@ -134,15 +136,18 @@ def colorize_and_judge(G, D, sketch):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="sketches to colorize (any size; PNG, JPG, ...)")
-    p.add_argument("--weights", required=True, help="generator folder (config.json + model.safetensors), a run folder holding generator/, or a Hub id")
+    p.add_argument("--weights", required=True,
+                   help="generator folder (config.json + model.safetensors), a run folder holding generator/, or a "
+                        "Hub id")
     p.add_argument("--out", required=True, help="folder for the colorized images (<name>.png)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
     p.add_argument("--seed", type=int, default=0, help="seed for --stochastic")
-    p.add_argument("--grid", default=None, help="also write one PNG with a row per image: sketch | output (256 px each)")
+    p.add_argument("--grid", default=None,
+                   help="also write one PNG with a row per image: sketch | output (256 px each)")
     args = p.parse_args(argv)
 
     from .hub import CheckpointError
-    from .pix2pix import load_generator, at_test_time
+    from .pix2pix import at_test_time, load_generator
     from .precision import inference_generator
 
     try:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-# torchvision is imported inside the functions that use it: importing it pulls in torch._dynamo
-# (~2 s), and the app imports this module only for to_tanh_range, on its cold-start path.
+# torchvision is imported inside the functions that use it: importing it pulls in torch._dynamo, a
+# slow import, and the app's cold start needs none of it.
 
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
@@ -48,7 +48,8 @@ def mnist_tensors(root, train=True, download=False):
                 (raw / f).write_bytes(data)
         ds = torchvision.datasets.MNIST(str(root), train=train, download=download)
     except PermissionError as e:
-        raise PermissionError(f"MNIST root {root} is not writable; torchvision extracts the archives there: copy it somewhere writable") from e
+        raise PermissionError(f"MNIST root {root} is not writable; torchvision extracts the archives there: copy it "
+                              "somewhere writable") from e
     except RuntimeError as e:  # torchvision: md5 mismatch or corrupt archive
         raise RuntimeError(f"MNIST under {root} is unreadable: {e}") from e
     x = ds.data.unsqueeze(1).float().div_(127.5).sub_(1.0)  # uint8 [N,28,28] -> [N,1,28,28] in [-1,1]
@@ -194,7 +195,8 @@ class PairDataset(torch.utils.data.Dataset):
         pairs = [load_pairs(f, size) for f in folders]
         xs, self.y = [x for x, _ in pairs], pairs[0][1]  # the color halves are the same in every folder
         if any(x.shape != xs[0].shape for x in xs):
-            raise ValueError(f"{root}: the rendering folders {[f.name for f in folders]} hold different numbers of pairs")
+            raise ValueError(f"{root}: the rendering folders {[f.name for f in folders]} hold different numbers of "
+                             "pairs")
         self.x = torch.stack(xs, dim=1)  # (N, R, 3, H, W) uint8
         if subset:
             self.x, self.y = self.x[:subset], self.y[:subset]
@@ -231,7 +233,7 @@ class PairDataset(torch.utils.data.Dataset):
         else:
             x, y = (torch.stack(t) for t in zip(*(self.transform(*_images(a, b)) for a, b in zip(x, y))))
             x, y = x.to(device), y.to(device)
-        return to_tanh_range(x).contiguous(memory_format=memory_format), to_tanh_range(y).contiguous(memory_format=memory_format)
+        return tuple(to_tanh_range(t).contiguous(memory_format=memory_format) for t in (x, y))
 
 
 def _images(*tensors):
@@ -246,7 +248,8 @@ def paper_jitter(xy, size=256):
     they share every random parameter. Returns float on xy's device, still on 0..255."""
     jitter = round(size * 286 / 256)
     n = len(xy)
-    big = torch.nn.functional.interpolate(xy.float(), size=(jitter, jitter), mode="bilinear", align_corners=False, antialias=True)
+    big = torch.nn.functional.interpolate(xy.float(), size=(jitter, jitter), mode="bilinear", align_corners=False,
+                                          antialias=True)
     offsets = torch.randint(0, jitter - size + 1, (n, 2)).tolist()
     flips = (torch.rand(n) < 0.5).tolist()
     crops = [big[i, :, oy : oy + size, ox : ox + size] for i, (oy, ox) in enumerate(offsets)]

@@ -61,7 +61,8 @@ def evaluate(G, data_dir, classifier=None, per_class=1000, seed=0):
     z = torch.randn(n, G.nz, generator=gen)
     conditional = isinstance(G, GeneratorCGAN)
     asked = torch.arange(10).repeat_interleave(per_class)
-    x = torch.cat([G(z[i : i + 1000], one_hot(asked[i : i + 1000])) if conditional else G(z[i : i + 1000]) for i in range(0, n, 1000)])
+    x = torch.cat([G(z[i : i + 1000],
+                     one_hot(asked[i : i + 1000])) if conditional else G(z[i : i + 1000]) for i in range(0, n, 1000)])
     f_gen, prob = features_and_probabilities(classifier, x)
     pred = prob.argmax(1)
     x_test, _ = mnist_tensors(data_dir, train=False)
@@ -85,15 +86,18 @@ def evaluate(G, data_dir, classifier=None, per_class=1000, seed=0):
 def format_markdown(m):
     lines = []
     if "conditional_accuracy" in m:
-        lines.append(f"- conditional accuracy: **{m['conditional_accuracy']:.4f}** (10 x {m['per_class']} samples read by condgen's MNIST classifier)")
+        lines.append(f"- conditional accuracy: **{m['conditional_accuracy']:.4f}** (10 x {m['per_class']} samples "
+                     "read by condgen's MNIST classifier)")
         lines.append("")
         lines.append("| digit | " + " | ".join(str(d) for d in range(10)) + " |")
         lines.append("|---" * 11 + "|")
         lines.append("| accuracy | " + " | ".join(f"{a:.3f}" for a in m["conditional_accuracy_per_digit"]) + " |")
         lines.append("")
-    lines.append(f"- Fréchet distance in classifier features vs MNIST test: **{m['frechet_distance']:.2f}** (MNIST train vs test: {m['frechet_distance_mnist_train']:.2f})")
+    lines.append(f"- Fréchet distance in classifier features vs MNIST test: **{m['frechet_distance']:.2f}** (MNIST "
+                 f"train vs test: {m['frechet_distance_mnist_train']:.2f})")
     share = m["predicted_digit_share"]
-    lines.append(f"- mode coverage: share of samples read as each digit 0-9 (real MNIST: ~0.10 each): {', '.join(f'{s:.3f}' for s in share)} (min {min(share):.3f}, max {max(share):.3f})")
+    lines.append("- mode coverage: share of samples read as each digit 0-9 (real MNIST: ~0.10 each): "
+                 f"{', '.join(f'{s:.3f}' for s in share)} (min {min(share):.3f}, max {max(share):.3f})")
     if "unreadable_share" in m:
         lines.append(f"- unreadable samples (classifier's top probability < 0.5): {m['unreadable_share']:.3f}")
     return "\n".join(lines)
@@ -108,7 +112,8 @@ def evaluate_card(folder, model, data_dir, per_class=1000):
         return "(not evaluated: weights/classifier missing; run python -m condgen.classifier)"
     m = evaluate(cls.from_pretrained(folder), data_dir, per_class=per_class)
     Path(folder, "eval.json").write_text(json.dumps(m, indent=1))
-    return format_markdown(m) + f"\n\nMeasured with `python -m condgen.evaluate mnist --weights {folder} --data-dir {data_dir} --per-class {per_class}`."
+    command = f"python -m condgen.evaluate mnist --weights {folder} --data-dir {data_dir} --per-class {per_class}"
+    return format_markdown(m) + f"\n\nMeasured with `{command}`."
 
 
 def main(argv=None):
@@ -123,7 +128,8 @@ def main(argv=None):
     args = m.parse_args(argv)
     try:
         G = load_generator(args.weights)
-        metrics = evaluate(G, args.data_dir, MnistClassifier.from_pretrained(args.classifier), args.per_class, args.seed)
+        metrics = evaluate(G, args.data_dir, MnistClassifier.from_pretrained(args.classifier), args.per_class,
+                           args.seed)
     except (OSError, RuntimeError, ValueError) as e:  # ValueError: CheckpointError
         sys.exit(f"error: {e}")
     print(json.dumps(metrics, indent=1) if args.json else format_markdown(metrics))

@@ -1,7 +1,8 @@
 """Image metrics for sketch -> color: L1, PSNR, SSIM, colorfulness, and three that see what a
 person sees: chroma-TV ratio (speckle), outline ratio (kept lines) and blur-L1 (region colors).
 
-    python -m condgen.evaluate pix2pix --pairs ../shared/data/pokemon/sketch2pokemon-val --weights weights/pix2pix-unet --sheet runs/sheet.png
+    python -m condgen.evaluate pix2pix --pairs ../shared/data/pokemon/sketch2pokemon-val \\
+        --weights weights/pix2pix-unet --sheet runs/sheet.png
 
 Tensors come in the generator's range [-1, 1] and every metric is computed on [0, 1] (the usual
 image scale; L1 on [0, 1] is half the L1 on [-1, 1]). On the 24 real Sketch2Pokemon pairs the
@@ -109,7 +110,8 @@ def blur_l1(pred, target, sigma=4.0):
     """L1 per image [N] on [0, 1] after a Gaussian blur of both: the colors of regions."""
     from .sketchify import gaussian_blur
 
-    return (gaussian_blur(to_zero_one(pred), sigma) - gaussian_blur(to_zero_one(target), sigma)).abs().flatten(1).mean(1)
+    blurred = gaussian_blur(to_zero_one(pred), sigma) - gaussian_blur(to_zero_one(target), sigma)
+    return blurred.abs().flatten(1).mean(1)
 
 
 def scores(pred, target, sketch):
@@ -147,8 +149,10 @@ def baselines(x, y):
     return {"sketch as output": scores(x, y, x), "white image": scores(torch.ones_like(y), y, x)}
 
 
-COLUMNS = [("L1", "L1", ".3f"), ("PSNR", "PSNR", ".2f"), ("SSIM", "SSIM", ".3f"), ("colorfulness ratio", "colorfulness_ratio", ".2f"),
-           ("blur-L1", "blur_L1", ".3f"), ("chroma-TV ratio", "chroma_tv_ratio", ".2f"), ("outline ratio", "outline_ratio", ".2f")]
+COLUMNS = [("L1", "L1", ".3f"), ("PSNR", "PSNR", ".2f"), ("SSIM", "SSIM", ".3f"),
+           ("colorfulness ratio", "colorfulness_ratio", ".2f"),
+           ("blur-L1", "blur_L1", ".3f"), ("chroma-TV ratio", "chroma_tv_ratio", ".2f"),
+           ("outline ratio", "outline_ratio", ".2f")]
 
 
 def table(rows):
@@ -196,9 +200,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m condgen.evaluate pix2pix", description=__doc__, formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m condgen.evaluate pix2pix", description=__doc__,
+                                formatter_class=HelpFormatter)
     p.add_argument("--pairs", required=True, help="folder of side-by-side pairs (sketch left) or with A/ and B/")
-    p.add_argument("--weights", nargs="*", default=[], help="generator folders, training run folders or Hub ids to score (none: baselines only)")
+    p.add_argument("--weights", nargs="*", default=[],
+                   help="generator folders, training run folders or Hub ids to score (none: baselines only)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
     p.add_argument("--seed", type=int, default=0, help="seed for --stochastic dropout")
     p.add_argument("--sheet", default=None, help="write a contact sheet PNG here: sketch | each model | truth per pair")

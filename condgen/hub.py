@@ -29,7 +29,7 @@ class CheckpointError(ValueError):
 def looks_like_path(name):
     """True for a name that means a local folder, not a Hub id ("user/repo"): absolute, ./ ../ ~,
     a backslash, more than one slash, or a first part that is a local folder (runs/, weights/,
-    data/, ...). Such a name is never sent to the Hub: a typo would retry there for ~30 s."""
+    data/, ...). Such a name is never sent to the Hub: a typo would retry there for many seconds."""
     s = str(name)
     head = s.split("/")[0]
     return (os.path.isabs(s) or s.startswith((".", "~")) or "\\" in s or s.count("/") > 1
@@ -63,7 +63,7 @@ class HubMixin(
     ):
         try:
             # Strict loading overwrites every tensor, so build on the meta device and skip the
-            # random init (~1.5 s for a full-size U-Net); storage comes from to_empty() below.
+            # random init (slow for a full-size U-Net); storage comes from to_empty() below.
             with torch.device("meta" if strict else map_location):
                 model = cls(**model_kwargs)
         except TypeError as e:
@@ -118,7 +118,7 @@ def resolve(cls, repo_id=None, local_dir=None, bundled=None, revision=None, time
 
     source says which one was used and why the earlier ones were not, e.g.
     "bundled weights/cgan (hub user/cgan: offline; local runs/cgan: not found)".
-    The Hub is asked once with a short timeout (huggingface_hub on its own retries for ~20 s when
+    The Hub is asked once with a short timeout (huggingface_hub on its own retries for many seconds when
     the network is down); offline or unreachable, a copy already in the HF cache is used.
     """
     why = []
@@ -165,7 +165,8 @@ def push_error(repo_id, timeout=5.0):
     from huggingface_hub import constants, get_token
 
     if _hub_offline():
-        return "HF_HUB_OFFLINE is set, so nothing can be pushed; unset it, or train without --push-to-hub and push later"
+        return ("HF_HUB_OFFLINE is set, so nothing can be pushed; unset it, or train without --push-to-hub and push "
+                "later")
     if not get_token():
         return "not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN"
     url = urlparse(constants.ENDPOINT)
@@ -199,7 +200,8 @@ def push(folder, repo_id, message, private=False, token=None):
 def main(argv=None):
     import argparse
 
-    p = argparse.ArgumentParser(description="Push a saved model folder to the Hub (what --push-to-hub does after training).")
+    p = argparse.ArgumentParser(description="Push a saved model folder to the Hub (what --push-to-hub does after "
+                                            "training).")
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("push", help="upload FOLDER (config.json, model.safetensors, README.md, *.png) to REPO_ID")
     up.add_argument("folder", help="a model folder, e.g. runs/cgan/generator")

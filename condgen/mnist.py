@@ -71,7 +71,8 @@ class MinibatchStd(nn.Module):
         n, f = h.shape
         if n % self.group:
             raise ValueError(f"MinibatchStd: batch of {n} is not a multiple of the group size {self.group}")
-        s = h.view(n // self.group, self.group, f).std(dim=1, unbiased=False).mean(dim=1, keepdim=True)  # (N / group, 1)
+        # (N / group, 1)
+        s = h.view(n // self.group, self.group, f).std(dim=1, unbiased=False).mean(dim=1, keepdim=True)
         return torch.cat([h, s.repeat_interleave(self.group, dim=0)], dim=1)  # (N, f + 1)
 
 
@@ -90,14 +91,15 @@ class Maxout(nn.Module):
     def forward(self, x):
         # one matmul for all pieces: (N, units * pieces) -> (N, units, pieces) -> max over pieces.
         # max, not amax: its backward routes the gradient by the saved argmax, where amax's compares
-        # the input with the output again (1.2-1.4x slower forward + backward, in bf16 most).
+        # the input with the output again (slower forward + backward, in bf16 most; README, Performance).
         return self.linear(x).view(-1, self.units, self.pieces).max(dim=2).values
 
 
-class Dropout(nn.Dropout):
+class FastDropout(nn.Dropout):
     """nn.Dropout with its keep mask drawn as `rand >= p`: the same Bernoulli(1 - p) mask and
-    1 / (1 - p) scaling, from a cheaper draw. On CPU torch's bernoulli_ takes ~4x as long as rand,
-    and the Maxout D's dropout masks were ~8% of a cGAN training step. Elsewhere: F.dropout."""
+    1 / (1 - p) scaling, from a cheaper draw: on CPU torch's bernoulli_ takes several times as long
+    as rand, a visible share of a cGAN training step (README, Performance). Elsewhere: F.dropout.
+    No parameters or buffers: state dicts are those of nn.Dropout."""
 
     def forward(self, x):
         if not self.training or x.device.type != "cpu" or not 0 < self.p < 1:
@@ -140,7 +142,7 @@ class DiscriminatorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan"]):
         self.c_path = Maxout(num_classes, 50, 5)
         self.joint = Maxout(290, 240, 4)
         self.out = nn.Linear(240, 1)
-        self.drop = Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
     def forward(self, x, c):
         h = torch.cat([self.drop(self.x_path(x.flatten(1))), self.drop(self.c_path(c))], dim=1)

@@ -43,7 +43,8 @@ def _paper(a):
     p = np.pad(level, ((1, 1), (1, 1), (0, 0)), mode="edge")
     level = np.mean([p[i:i + gh, j:j + gw] for i in range(3) for j in range(3)], axis=0)  # smooth
     # up to full size, bilinear: PIL resizes float images ("F") one channel at a time
-    up = [np.asarray(Image.fromarray(level[..., c].astype(np.float32), "F").resize((gw * step, gh * step), Image.BILINEAR))
+    size = (gw * step, gh * step)
+    up = [np.asarray(Image.fromarray(level[..., c].astype(np.float32), "F").resize(size, Image.BILINEAR))
           for c in range(3)]
     return np.stack(up, axis=-1)[:h, :w].clip(1e-3, 1)
 

@@ -64,7 +64,8 @@ class ResizeConv(nn.Sequential):
     ConvTranspose 4x4 stride 2, without its checkerboard (Odena et al. 2016)."""
 
     def __init__(self, in_channels, out_channels, bias=True):
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias))
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"),
+                         nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias))
 
 
 def up(in_channels, out_channels, upsample="transpose", bias=True):
@@ -181,7 +182,7 @@ class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
 def init_weights(module):
     """Weights from N(0, 0.02) (paper Sec. 6.2, following DCGAN); BatchNorm scale from N(1, 0.02)."""
     if next(module.parameters()).is_meta:
-        return  # built to be loaded (condgen.hub); meta normal_ would also import torch._dynamo (~2 s)
+        return  # built to be loaded (condgen.hub); meta normal_ would also import torch._dynamo (slow)
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)

@@ -161,8 +161,7 @@ def sketch(color, method="canny", thickness=None, seed=0):
     """
     rgb = torch.from_numpy(np.asarray(color.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
     threads = torch.get_num_threads()
-    # Many tiny ops on one 256x256 image: thread hand-offs cost more than they save (with 2 threads
-    # on a busy 2-core machine, 20x slower than with 1).
+    # Many tiny ops on one 256x256 image: thread hand-offs cost more than they save (README, Performance).
     torch.set_num_threads(1)
     try:
         paper = _paper(rgb, method, thickness, seed)
@@ -251,7 +250,8 @@ def compare(real_dir, ours_dir, out_png=None, n=6):
         for row, group in enumerate(files):
             for i, f in enumerate(group):
                 with Image.open(f) as im:
-                    sheet.paste(im.convert("RGB").resize((2 * SIZE, SIZE)), ((i % 2) * 2 * SIZE, (row * ((n + 1) // 2) + i // 2) * SIZE))
+                    at = ((i % 2) * 2 * SIZE, (row * ((n + 1) // 2) + i // 2) * SIZE)
+                    sheet.paste(im.convert("RGB").resize((2 * SIZE, SIZE)), at)
         Path(out_png).parent.mkdir(parents=True, exist_ok=True)
         sheet.save(out_png)
     return result
@@ -277,7 +277,8 @@ def main(argv=None):
     p.add_argument("src", help="folder of color images (with --compare: the real pairs)")
     p.add_argument("out", help="output folder for 512x256 pairs (with --compare: our pairs)")
     p.add_argument("--method", choices=[*METHODS, "all"], default="canny",
-                   help="line extraction (default canny); all: every rendering in RENDERINGS, one subfolder of OUT each")
+                   help="line extraction (default canny); all: every rendering in RENDERINGS, one subfolder of OUT "
+                        "each")
     p.add_argument("--seed", type=int, default=0, help="seed for the per-image line thickness and wobble (default 0)")
     p.add_argument("--workers", type=int, default=1, help="processes converting in parallel (default 1)")
     p.add_argument("--compare", action="store_true", help="compare two pair folders instead of converting")
@@ -291,7 +292,8 @@ def main(argv=None):
         print(f"side by side: {args.sheet}")
         return stats
     src, out = Path(args.src), Path(args.out)
-    files = sorted(f for f in src.iterdir() if f.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".bmp"}) if src.is_dir() else []
+    images = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+    files = sorted(f for f in src.iterdir() if f.suffix.lower() in images) if src.is_dir() else []
     if not files:
         sys.exit(f"error: no images in {src}")
     folders = {m: out / m for m in RENDERINGS} if args.method == "all" else {args.method: out}

@@ -138,7 +138,8 @@ def test_a_3000px_27mb_upload_is_colorized_not_an_endless_spinner(page, tmp_path
     assert big.stat().st_size > 20 * 2**20  # over the app's upload limit
     page.reload()
     page.get_by_role("tab", name="Sketch to color").click()
-    expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))  # canvas ready
+    # canvas ready
+    expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))
     page.locator("#sketch input[type=file]").set_input_files(big)
     page.wait_for_timeout(4000)  # the editor decodes and fits it on its canvas; no DOM sign of that to wait on
     page.get_by_test_id("U-Net-radio-label").click()

@@ -93,17 +93,20 @@ def noise_pairs(tmp_path_factory):
 
 def test_train_pix2pix_under_torchrun_then_resume_as_one_process(noise_pairs, tmp_path):
     out = tmp_path / "unet"
-    argv = ["train_pix2pix.py", "--data", str(noise_pairs / "train"), "--val", str(noise_pairs / "val"), "--batch-size", "1",
+    argv = ["train_pix2pix.py", "--data", str(noise_pairs / "train"), "--val", str(noise_pairs / "val"), "--batch-size",
+            "1",
             "--ngf", "4", "--ndf", "4", "--val-rows", "2", "--out", str(out)]
     r = torchrun(*argv, "--epochs", "1")
     assert_replicas_identical(r.stdout)
-    for f in ["generator/model.safetensors", "generator/README.md", "discriminator/model.safetensors", "state.safetensors",
+    for f in ["generator/model.safetensors", "generator/README.md", "discriminator/model.safetensors",
+              "state.safetensors",
               "args.json", "log.jsonl", "val/epoch_001.png"]:
         assert (out / f).is_file(), f
     assert isinstance(load_generator(out / "generator"), UNetGenerator)
     assert adam_steps(out / "state.safetensors") == 4 // (1 * 2)
 
-    r = subprocess.run([sys.executable, *argv, "--epochs", "2", "--resume"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, *argv, "--epochs", "2", "--resume"], cwd=REPO, env=ENV, capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-4000:]
     assert "resumed" in r.stdout and "ddp_param_digests" not in r.stdout
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()] == [1, 2]

@@ -91,8 +91,25 @@ def test_hub_pull_from_cache_offline(tmp_path, monkeypatch):
 def test_hub_pickle_only_repo_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
     _fake_cache(tmp_path / "cache", "someone/pickled", GeneratorGAN(), pickle_only=True)
-    with pytest.raises(CheckpointError, match="pickles are not loaded|model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"^someone/pickled: no model\.safetensors \(pickles are not loaded\)$"):
         GeneratorGAN.from_pretrained("someone/pickled")
+
+
+def test_a_hub_hosted_cgan_or_gan_loads_in_evaluate_and_sample(tmp_path, monkeypatch, capsys):
+    """config.json does not say GAN or cGAN, and a Hub id is no folder to read it from: both CLIs
+    find the class by loading (condgen.mnist.load_generator), offline from the cache here."""
+    from condgen import evaluate, sample
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    _fake_cache(tmp_path / "cache", "someone/condgen-cgan", GeneratorCGAN(batchnorm=True))
+    _fake_cache(tmp_path / "cache", "someone/condgen-gan", GeneratorGAN(batchnorm=True))
+    seen = []  # the metrics themselves are tests/test_mnist.py's: record which class was loaded
+    monkeypatch.setattr("condgen.evaluate_mnist.evaluate", lambda G, *args: seen.append(type(G)) or {})
+    for repo in ("someone/condgen-cgan", "someone/condgen-gan"):
+        evaluate.main(["mnist", "--weights", repo, "--json"])
+    assert seen == [GeneratorCGAN, GeneratorGAN]
+    sample.main(["--weights", "someone/condgen-cgan", "--n", "3", "--out", str(tmp_path / "s.png")])
+    assert "(30 samples from someone/condgen-cgan)" in capsys.readouterr().out  # 10 rows of 3: a digit table
 
 
 def test_unreachable_hub_falls_back_within_seconds(tmp_path, monkeypatch):
@@ -251,11 +268,13 @@ def test_check_resume_names_the_changed_flag_and_its_saved_value(tmp_path):
     started = Namespace(subset=512, generator="unet", ngf=16, epochs=2)
     save_state(tmp_path / "state.safetensors", meta={"epoch": 1, "args": {k: str(v) for k, v in vars(started).items()}})
     keys = ["subset", "generator", "ngf"]
-    check_resume(tmp_path / "state.safetensors", Namespace(subset=512, generator="unet", ngf=16, epochs=9), keys)  # more epochs: fine
+    # more epochs: fine
+    check_resume(tmp_path / "state.safetensors", Namespace(subset=512, generator="unet", ngf=16, epochs=9), keys)
     check_resume(tmp_path / "missing.safetensors", started, keys)  # load_state reports a missing file
     with pytest.raises(ValueError, match=r"started with --subset 512 \(now 0\): resume with --subset 512, or"):
         check_resume(tmp_path / "state.safetensors", Namespace(subset=0, generator="unet", ngf=16, epochs=2), keys)
-    with pytest.raises(ValueError, match=r"--subset 512 \(now 0\), --ngf 16 \(now 64\): resume with --subset 512 --ngf 16,"):
+    with pytest.raises(ValueError,
+                       match=r"--subset 512 \(now 0\), --ngf 16 \(now 64\): resume with --subset 512 --ngf 16,"):
         check_resume(tmp_path / "state.safetensors", Namespace(subset=0, generator="unet", ngf=64, epochs=2), keys)
 
 
@@ -263,8 +282,8 @@ def test_train_mnist_resume_with_another_subset_is_refused(mnist_root, tmp_path)
     import train_mnist
 
     def run(*extra):
-        return train_mnist.main(train_mnist.parse_args(["--model", "gan", "--data-dir", str(mnist_root), "--batch-size", "64",
-                                                        "--eval-per-class", "0", "--out", str(tmp_path), *extra]))
+        flags = ["--model", "gan", "--data-dir", str(mnist_root), "--batch-size", "64", "--eval-per-class", "0"]
+        return train_mnist.main(train_mnist.parse_args([*flags, "--out", str(tmp_path), *extra]))
 
     run("--subset", "256", "--epochs", "1")
     args_json = (tmp_path / "args.json").read_text()
@@ -281,7 +300,8 @@ def test_push_is_checked_before_training_and_a_failed_push_keeps_the_run(tmp_pat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for script in (train_mnist, train_pix2pix):
         with pytest.raises(SystemExit):
-            script.parse_args(["--model", "gan", "--push-to-hub", "me/gan"] if script is train_mnist else ["--push-to-hub", "me/p2p"])
+            script.parse_args(["--model", "gan", "--push-to-hub",
+                               "me/gan"] if script is train_mnist else ["--push-to-hub", "me/p2p"])
         assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
         with pytest.raises(SystemExit):
             script.parse_args((["--model", "gan"] if script is train_mnist else []) + ["--lr", "nan"])

@@ -4,14 +4,15 @@ import pytest
 import torch
 
 from condgen.data import mnist_tensors, shuffled_batches
-from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, Dropout, GeneratorCGAN, GeneratorGAN, Maxout, one_hot
+from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, FastDropout, GeneratorCGAN, GeneratorGAN, Maxout, one_hot
 
 
 @pytest.mark.parametrize("batchnorm", [False, True])
 def test_generators_shape_and_range(batchnorm):
     torch.manual_seed(0)
     z = torch.randn(16, 100)
-    for G, args in [(GeneratorGAN(batchnorm=batchnorm), (z,)), (GeneratorCGAN(batchnorm=batchnorm), (z, one_hot(torch.arange(16) % 10)))]:
+    for G, args in [(GeneratorGAN(batchnorm=batchnorm), (z,)),
+                    (GeneratorCGAN(batchnorm=batchnorm), (z, one_hot(torch.arange(16) % 10)))]:
         x = G(*args)
         assert x.shape == (16, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
         with torch.no_grad():  # a huge pre-activation saturates a tanh at +-1 (a clamp or linear head would not)
@@ -50,7 +51,7 @@ def test_maxout_takes_the_max_over_pieces():
 def test_dropout_is_inverted_bernoulli_dropout():
     torch.manual_seed(0)
     x = (torch.rand(256, 1000) + 0.5).requires_grad_()  # no zeros, so a zero out means dropped
-    drop = Dropout(0.5)
+    drop = FastDropout(0.5)
     y = drop(x)
     kept = y != 0
     assert 0.49 < kept.float().mean() < 0.51  # Bernoulli(1 - p) keep mask
@@ -59,7 +60,7 @@ def test_dropout_is_inverted_bernoulli_dropout():
     torch.testing.assert_close(x.grad, 2 * kept.float())  # gradient through the kept units only
     assert not torch.equal(kept, drop(x) != 0)  # a fresh mask per call
     assert torch.equal(drop.eval()(x), x)
-    assert torch.equal(Dropout(0.0).train()(x), x) and torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
+    assert torch.equal(FastDropout(0.0).train()(x), x) and torch.equal(FastDropout(1.0).train()(x), torch.zeros_like(x))
     # the same RNG stream as torch.rand: a seeded run draws the same masks again
     torch.manual_seed(1)
     first = drop.train()(x)
@@ -76,7 +77,8 @@ def test_label_changes_cgan_output():
     assert (diffs > 1e-3).all()
     D = DiscriminatorCGAN().eval()
     img = torch.randn(2, 1, 28, 28)
-    assert not torch.allclose(D(img[:1].repeat(2, 1, 1, 1), one_hot([3, 7]))[0], D(img[:1].repeat(2, 1, 1, 1), one_hot([3, 7]))[1])
+    out = D(img[:1].repeat(2, 1, 1, 1), one_hot([3, 7]))
+    assert not torch.allclose(out[0], out[1])
 
 
 @pytest.mark.parametrize("bad,err", [([10], ValueError), ([-1], ValueError), ([1.5], TypeError)])

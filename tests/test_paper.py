@@ -85,4 +85,5 @@ def test_normalize_batch_matches_the_image_function():
     out = normalize_batch(torch.cat([x, x]))
     assert out.shape == (2, 3, 256, 256)
     assert torch.equal(out[0], out[1])
-    assert np.array_equal(((out[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy(), np.asarray(normalize_sketch(im)))
+    assert np.array_equal(((out[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy(),
+                          np.asarray(normalize_sketch(im)))

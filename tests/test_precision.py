@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import pair_image  # tests/ is on sys.path under pytest
 
 import train_mnist
 import train_pix2pix
@@ -14,7 +15,6 @@ from condgen import precision
 from condgen.data import mnist_tensors, to_tanh_range
 from condgen.mnist import DiscriminatorCGAN, GeneratorCGAN
 from condgen.pix2pix import Discriminator, UNetGenerator
-from conftest import pair_image  # tests/ is on sys.path under pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,10 +61,12 @@ def test_scripts_default_to_auto_and_record_the_choice(mnist_root, tmp_path, mon
     assert train_pix2pix.parse_args([]).amp == "auto"
     fake_cpu(monkeypatch, False, False)
     out = tmp_path / "gan"
-    train_mnist.main(train_mnist.parse_args(["--model", "gan", "--data-dir", str(mnist_root), "--subset", "128", "--batch-size", "64",
+    train_mnist.main(train_mnist.parse_args(["--model", "gan", "--data-dir", str(mnist_root), "--subset", "128",
+                                             "--batch-size", "64",
                                              "--epochs", "1", "--eval-per-class", "0", "--out", str(out)]))
     recorded = json.loads((out / "args.json").read_text())
-    assert recorded["amp"] == "auto" and recorded["precision"] == "fp32 (auto: cpu has no AVX512-BF16 or AMX (" + precision.cpu_capabilities()["isa"] + "))"
+    isa = precision.cpu_capabilities()["isa"]
+    assert recorded["amp"] == "auto" and recorded["precision"] == f"fp32 (auto: cpu has no AVX512-BF16 or AMX ({isa}))"
     assert f"- precision: {recorded['precision']}" in (out / "generator" / "README.md").read_text()
 
 
@@ -83,8 +85,11 @@ def test_bf16_cgan_learns_as_fp32_does(mnist_root):
         opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
         runs[amp] = torch.stack([train_mnist.train_step(G, D, opt_G, opt_D, x_all[i:i + 64], c_all[i:i + 64], 0.9, amp)
                                  for i in range(0, 1024, 64)])  # 16 steps: [loss_D, loss_G, D(x), D(G(z))] each
-        assert all(p.dtype == torch.float32 for p in [*G.parameters(), *D.parameters(), *G.buffers()] if p.is_floating_point())  # weights, BN stats stay fp32
-        assert all(v.dtype == torch.float32 for s in opt_D.state.values() for v in s.values() if v.numel() > 1)  # Adam moments too
+        assert all(p.dtype == torch.float32 for p in [*G.parameters(), *D.parameters(),
+                                                      # weights, BN stats stay fp32
+                                                      *G.buffers()] if p.is_floating_point())
+        # Adam moments too
+        assert all(v.dtype == torch.float32 for s in opt_D.state.values() for v in s.values() if v.numel() > 1)
     fp32, bf16 = runs[None], runs[torch.bfloat16]
     for h in (fp32, bf16):
         assert h[-4:, 0].mean() < 0.75 * h[0, 0], h[:, 0]  # D learns: loss_D falls by a quarter
@@ -94,7 +99,8 @@ def test_bf16_cgan_learns_as_fp32_does(mnist_root):
 
 
 def test_bf16_pix2pix_learns_as_fp32_does():
-    x, y = (torch.stack([to_tanh_range(torch.from_numpy(np.array(pair_image(s))).permute(2, 0, 1))[:, :, half] for s in range(2)])
+    pairs = [to_tanh_range(torch.from_numpy(np.array(pair_image(s))).permute(2, 0, 1)) for s in range(2)]
+    x, y = (torch.stack([p[:, :, half] for p in pairs])
             for half in (slice(0, 256), slice(256, 512)))
     l1 = {}
     for amp in (None, torch.bfloat16):

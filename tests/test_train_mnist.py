@@ -19,7 +19,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run(mnist_root, out, *extra):
     args = train_mnist.parse_args(
-        ["--data-dir", str(mnist_root), "--subset", "512", "--batch-size", "64", "--eval-per-class", "0", "--out", str(out), *extra]
+        ["--data-dir", str(mnist_root), "--subset", "512", "--batch-size", "64", "--eval-per-class", "0", "--out",
+         str(out), *extra]
     )
     return train_mnist.main(args)
 
@@ -96,7 +97,8 @@ def test_bad_cli_input_is_a_clear_error(argv, message, capsys):
 
 
 def test_unreadable_data_dir_exits_nonzero_naming_it(tmp_path):
-    r = subprocess.run([sys.executable, "train_mnist.py", "--model", "cgan", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")],
+    r = subprocess.run([sys.executable, "train_mnist.py", "--model", "cgan", "--data-dir", str(tmp_path / "nowhere"),
+                        "--out", str(tmp_path / "o")],
                        cwd=REPO, capture_output=True, text=True)
     assert r.returncode != 0 and "no MNIST under" in r.stderr and "nowhere" in r.stderr
 
@@ -112,17 +114,20 @@ def test_resume_without_state_or_of_another_model_fails(mnist_root, tmp_path):
 @pytest.mark.parametrize("conditional", [True, False])
 def test_train_step_is_the_plain_d_then_g_step(conditional):
     """train_step batches real and fake through D in one call and freezes D in the G step: the
-    same math as the plain step with two D calls (dropout off, so both draw the same network)."""
+    same math as the plain step with two D calls (bench.plain; dropout off, so both draw the same
+    network). D's gradients after the whole step are the D step's alone: frozen, D took none from
+    the G step's backward."""
     import copy
 
     import torch.nn.functional as F
 
+    from bench.plain import plain_mnist_step
     from condgen.mnist import DiscriminatorCGAN, DiscriminatorGAN, GeneratorGAN
 
     torch.manual_seed(0)
     G = GeneratorCGAN(batchnorm=True) if conditional else GeneratorGAN(batchnorm=True)
     D = DiscriminatorCGAN(dropout=0.0) if conditional else DiscriminatorGAN()
-    G2, D2 = copy.deepcopy(G), copy.deepcopy(D)
+    G2, D2, G3, D3 = copy.deepcopy(G), copy.deepcopy(D), copy.deepcopy(G), copy.deepcopy(D)
     # SGD, not Adam: Adam's first step is ~lr * sign(grad), which blows rounding noise on tiny
     # gradients up to whole steps; SGD's step is the gradient itself.
     opt = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (G, D, G2, D2)]
@@ -131,21 +136,18 @@ def test_train_step_is_the_plain_d_then_g_step(conditional):
 
     torch.manual_seed(1)
     stats = train_mnist.train_step(G, D, opt[0], opt[1], x, c if conditional else None, 0.9)
-
     torch.manual_seed(1)  # the plain step: the same z, D called on real and fake separately
-    fake = G2(torch.randn(32, G2.nz), *cond)
-    loss_D = (F.binary_cross_entropy_with_logits(D2(x, *cond), torch.full((32,), 0.9))
-              + F.binary_cross_entropy_with_logits(D2(fake.detach(), *cond), torch.zeros(32)))
-    opt[3].zero_grad()
-    loss_D.backward()
-    opt[3].step()
-    loss_G = F.binary_cross_entropy_with_logits(D2(fake, *cond), torch.ones(32))
-    opt[2].zero_grad()
-    loss_G.backward()
-    opt[2].step()
+    plain = plain_mnist_step(G2, D2, opt[2], opt[3], x, *cond, real_label=0.9)
 
-    torch.testing.assert_close(stats[:2], torch.stack([loss_D, loss_G]).detach())
+    torch.testing.assert_close(stats[:2], torch.tensor(plain))
     for a, b in zip([*G.parameters(), *D.parameters()], [*G2.parameters(), *D2.parameters()]):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
-    assert all(p.grad is None or p.grad.abs().sum() > 0 for p in D.parameters())  # not the G step's
+    # the D step's gradient alone, from the weights before the step
+    torch.manual_seed(1)
+    fake = G3(torch.randn(32, G3.nz), *cond).detach()
+    loss_D = (F.binary_cross_entropy_with_logits(D3(x, *cond), torch.full((32,), 0.9))
+              + F.binary_cross_entropy_with_logits(D3(fake, *cond), torch.zeros(32)))
+    loss_D.backward()
+    for p, p_D_step in zip(D.parameters(), D3.parameters()):
+        torch.testing.assert_close(p.grad, p_D_step.grad, atol=1e-6, rtol=1e-4)
     assert all(p.requires_grad for p in D.parameters())  # unfrozen again
