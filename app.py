@@ -181,8 +181,8 @@ def create_cgan_demo(models, demo):
             count = gr.Slider(1, MAX_COUNT, 16, step=1, precision=0, label="number of samples")
             seed = gr.Number(0, label="seed", precision=0, elem_id="cgan-seed")
             btn = gr.Button("Generate", variant="primary")
-            gr.Markdown("**All digits**: a row per digit; each column keeps one z, so the style stays while the digit "
-                        "changes.")
+            gr.Markdown("**All digits**: a row per digit; each column keeps one z, so the style stays "
+                        "while the digit changes.")
             columns = gr.Slider(1, MAX_COLUMNS, 8, step=1, precision=0, label="columns (styles)")
             btn_all = gr.Button("All digits", elem_id="cgan-all")
         out = gr.Image(label="samples", show_label=False, format="png", interactive=False, elem_id="cgan-out")
@@ -240,10 +240,9 @@ def create_sketch_demo(models, demo):
 
     def intro():
         sources = "; ".join(f"{label}: {describe(n, models[n])}" for label, n in GENERATORS.items())
+        first = Path(EXAMPLES[0]).name if EXAMPLES else "nothing"
         return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch, on any paper), pick a generator, "
-                "Colorize "
-                f"(shown first: {Path(EXAMPLES[0]).name if EXAMPLES else 'nothing'}, an example, colorized by the "
-                "U-Net). "
+                f"Colorize (shown first: {first}, an example, colorized by the U-Net). "
                 f"Trained on Sketch2Pokemon-style line art. Running: {sources}.")
 
     serving.live_markdown(demo, intro)

@@ -45,8 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--g-batchnorm", action=argparse.BooleanOptionalAction, default=True,
                    help="BatchNorm after each hidden Linear of G (DCGAN); --no-g-batchnorm is the tutorial's G")
     p.add_argument("--d-minibatch-std", type=int, default=0, metavar="GROUP",
-                   help="GAN only: D sees the minibatch standard deviation over groups of GROUP samples (Karras et "
-                        "al. 2018), against mode collapse (0: the tutorial's D)")
+                   help="GAN only: D sees the minibatch standard deviation over groups of GROUP samples (Karras et al. "
+                        "2018), against mode collapse (0: the tutorial's D)")
     p.add_argument("--g-widths", default=None,
                    help="G's hidden widths, comma-separated (default: the tutorial's, gan 128,256,512 and cgan "
                         "256,256,512 for the z path, c path and joint layer; the cGAN paper's is 200,1000,1200)")
@@ -63,8 +63,8 @@ def parse_args(argv=None):
                    help="seed for init, noise and shuffling (under torchrun rank r draws its noise from seed + r)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to train")
     p.add_argument("--amp", choices=CHOICES, default="auto",
-                   help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a "
-                        "CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
+                   help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, "
+                        "a CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
     # output / hub
     p.add_argument("--out", default="runs/<model>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
@@ -211,8 +211,8 @@ def load_data(args, device, world_size):
     if args.subset:
         x_all, c_all = x_all[: args.subset], c_all[: args.subset]
     if len(x_all) < args.batch_size * world_size:
-        sys.exit(f"error: {len(x_all)} images are fewer than one global batch ({args.batch_size} x {world_size} "
-                 "processes)")
+        sys.exit(f"error: {len(x_all)} images are fewer than one global batch "
+                 f"({args.batch_size} x {world_size} processes)")
     return x_all.to(device), c_all.to(device)
 
 
@@ -237,7 +237,7 @@ def write_card(folder, args, history, device, world_size=1):
     what = ("Label-conditioned GAN (Mirza & Osindero 2014) with the paper's Maxout discriminator" if cgan
             else "Unconditional MLP GAN (Goodfellow et al. 2014)")
     batch = f", batch {args.batch_size} x {world_size} processes" if world_size > 1 else ""
-    training = [f"epochs: {len(history)}{batch}, {run.machine(history, device)}",
+    training = [f"epochs: {len(history)}{batch}, {run.machine(history, device)}", f"precision: {args.precision}",
                 f"final epoch: loss_D {last['loss_D']:.3f}, loss_G {last['loss_G']:.3f}, D(x) {last['D_x']:.2f}, "
                 f"D(G(z)) {last['D_G_z']:.2f}"]
     front = [f"tags: [condgen, mnist, {'gan, cgan' if cgan else 'gan'}]", "datasets: [mnist]"]

@@ -71,8 +71,8 @@ def parse_args(argv=None):
     # optimization
     p.add_argument("--epochs", type=int, default=128, help="total epochs (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, default=4,
-                   help="pairs per step and process; under torchrun the global batch is batch-size x world size "
-                        "(paper: 1)")
+                   help="pairs per step and process; under torchrun the global batch is batch-size x world "
+                        "size (paper: 1)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
@@ -83,8 +83,8 @@ def parse_args(argv=None):
                    help="publish an exponential moving average of G's weights with this decay, BatchNorm statistics "
                         "re-estimated (0: the raw G, as the paper)")
     p.add_argument("--amp", choices=CHOICES, default="auto",
-                   help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, a "
-                        "CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
+                   help="bf16 autocast for the forward passes; auto: where the device computes bf16 natively (CUDA, "
+                        "a CPU with AVX512-BF16 or AMX), else fp32 (condgen.precision)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="batches and weights in NHWC memory layout (same math); default: on, except at batch 1 in "
                         "fp32, where NCHW is as fast or faster (condgen.precision.default_channels_last, measured by "
@@ -318,11 +318,12 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     published = f"EMA of G (decay {args.ema}) published" if args.ema else "the raw G published"
     renderings = ", ".join(f.name for f in rendering_folders(args.data))
     processes = f" x {world_size} processes" if world_size > 1 else ""
-    training = [f"recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, lambda_L1 "
-                f"{args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), sketch renderings: "
-                f"{renderings}",
+    training = [f"recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, "
+                f"lambda_L1 {args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), "
+                f"sketch renderings: {renderings}",
                 f"epochs: {len(history)}, batch {args.batch_size}{processes}, augmentation `{args.augment}`, "
                 f"{run.machine(history, device)}",
+                f"precision: {args.precision}",
                 f"final epoch: loss_G_L1 {last['loss_G_L1']:.3f}, loss_G_GAN {last['loss_G_GAN']:.3f}, "
                 f"loss_D_real {last['loss_D_real']:.3f}, loss_D_fake {last['loss_D_fake']:.3f}"]
     heading = f"""# condgen Pix2Pix {args.generator} (ngf={args.ngf}{", L1 only" if args.l1_only else ""})

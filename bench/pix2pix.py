@@ -103,8 +103,8 @@ def main(argv=None):
                 # speed-ups: > 1 is faster than fp32 eager
                 ratio = f"{train['fp32 eager'] / train[m]:.2f}x" if "fp32 eager" in train else "-"
                 iratio = f"{infer['fp32 eager'] / infer[m]:.2f}x" if "fp32 eager" in infer else "-"
-                rows.append(f"| {generator} | {bs} | {m} | {train[m]:.3f} | {ratio} | {infer[m] * 1000:.0f} ms | "
-                            f"{iratio} |")
+                rows.append(f"| {generator} | {bs} | {m} | {train[m]:.3f} | {ratio} | "
+                            f"{infer[m] * 1000:.0f} ms | {iratio} |")
                 print(rows[-1], flush=True)
     print("\n".join(rows))
     return rows

@@ -377,10 +377,9 @@ def main():
         synthetic_pairs(Path(tmp))
         steps = pix2pix_variants(tmp, args)
         infer = unet_inference(args)
-        print(f"  U-Net inference ({infer['source']}): eager {infer['eager_ms']:.1f} ms, ours {infer['ours_ms']:.1f} "
-              "ms "
-              f"(max |diff| {infer['max_abs_diff']:.2e}), ours in fp32 {infer['ours_fp32_ms']:.1f} ms (max |diff| "
-              f"{infer['max_abs_diff_fp32']:.2e})", flush=True)
+        print(f"  U-Net inference ({infer['source']}): eager {infer['eager_ms']:.1f} ms, "
+              f"ours {infer['ours_ms']:.1f} ms (max |diff| {infer['max_abs_diff']:.2e}), "
+              f"ours in fp32 {infer['ours_fp32_ms']:.1f} ms (max |diff| {infer['max_abs_diff_fp32']:.2e})", flush=True)
         mnist = mnist_epochs(args)
         rss = memory(args, tmp)
     base = steps["fp32 eager (plain)"]

@@ -195,8 +195,8 @@ class PairDataset(torch.utils.data.Dataset):
         pairs = [load_pairs(f, size) for f in folders]
         xs, self.y = [x for x, _ in pairs], pairs[0][1]  # the color halves are the same in every folder
         if any(x.shape != xs[0].shape for x in xs):
-            raise ValueError(f"{root}: the rendering folders {[f.name for f in folders]} hold different numbers of "
-                             "pairs")
+            names = [f.name for f in folders]
+            raise ValueError(f"{root}: the rendering folders {names} hold different numbers of pairs")
         self.x = torch.stack(xs, dim=1)  # (N, R, 3, H, W) uint8
         if subset:
             self.x, self.y = self.x[:subset], self.y[:subset]

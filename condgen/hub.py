@@ -165,8 +165,8 @@ def push_error(repo_id, timeout=5.0):
     from huggingface_hub import constants, get_token
 
     if _hub_offline():
-        return ("HF_HUB_OFFLINE is set, so nothing can be pushed; unset it, or train without --push-to-hub and push "
-                "later")
+        return ("HF_HUB_OFFLINE is set, so nothing can be pushed; unset it, or train without --push-to-hub "
+                "and push later")
     if not get_token():
         return "not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN"
     url = urlparse(constants.ENDPOINT)
@@ -200,8 +200,8 @@ def push(folder, repo_id, message, private=False, token=None):
 def main(argv=None):
     import argparse
 
-    p = argparse.ArgumentParser(description="Push a saved model folder to the Hub (what --push-to-hub does after "
-                                            "training).")
+    p = argparse.ArgumentParser(
+        description="Push a saved model folder to the Hub (what --push-to-hub does after training).")
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("push", help="upload FOLDER (config.json, model.safetensors, README.md, *.png) to REPO_ID")
     up.add_argument("folder", help="a model folder, e.g. runs/cgan/generator")

@@ -123,8 +123,8 @@ def save(out, published, state, optimizers, rng, meta, dtype="fp32"):
 
 def write_card(folder, args, front, heading, training, sections):
     """folder/README.md: front matter (library, license, then the lines in front), heading, a
-    Training list (the command, the script's own lines, the precision) and the further sections."""
-    lines = "\n".join(f"- {line}" for line in [f"command: `{args.command}`", *training, f"precision: {args.precision}"])
+    Training list (the command, then the script's own lines) and the further sections."""
+    lines = "\n".join(f"- {line}" for line in [f"command: `{args.command}`", *training])
     front = "\n".join(["library_name: condgen", "license: mit", *front])
     text = f"---\n{front}\n---\n{heading}\n\n## Training\n{lines}\n\n{sections}"
     atomic_write(folder / "README.md", lambda tmp: Path(tmp).write_text(text))

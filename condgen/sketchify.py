@@ -277,8 +277,8 @@ def main(argv=None):
     p.add_argument("src", help="folder of color images (with --compare: the real pairs)")
     p.add_argument("out", help="output folder for 512x256 pairs (with --compare: our pairs)")
     p.add_argument("--method", choices=[*METHODS, "all"], default="canny",
-                   help="line extraction (default canny); all: every rendering in RENDERINGS, one subfolder of OUT "
-                        "each")
+                   help="line extraction (default canny); all: every rendering in RENDERINGS, one "
+                        "subfolder of OUT each")
     p.add_argument("--seed", type=int, default=0, help="seed for the per-image line thickness and wobble (default 0)")
     p.add_argument("--workers", type=int, default=1, help="processes converting in parallel (default 1)")
     p.add_argument("--compare", action="store_true", help="compare two pair folders instead of converting")

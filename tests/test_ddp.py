@@ -22,7 +22,7 @@ from condgen.mnist import GeneratorCGAN
 from condgen.pix2pix import UNetGenerator, load_generator
 
 REPO = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # offline: conftest
 
 
 def torchrun(*argv, nproc=2):
@@ -93,9 +93,8 @@ def noise_pairs(tmp_path_factory):
 
 def test_train_pix2pix_under_torchrun_then_resume_as_one_process(noise_pairs, tmp_path):
     out = tmp_path / "unet"
-    argv = ["train_pix2pix.py", "--data", str(noise_pairs / "train"), "--val", str(noise_pairs / "val"), "--batch-size",
-            "1",
-            "--ngf", "4", "--ndf", "4", "--val-rows", "2", "--out", str(out)]
+    argv = ["train_pix2pix.py", "--data", str(noise_pairs / "train"), "--val", str(noise_pairs / "val"),
+            "--batch-size", "1", "--ngf", "4", "--ndf", "4", "--val-rows", "2", "--out", str(out)]
     r = torchrun(*argv, "--epochs", "1")
     assert_replicas_identical(r.stdout)
     for f in ["generator/model.safetensors", "generator/README.md", "discriminator/model.safetensors",

@@ -36,12 +36,15 @@ def test_files_written_and_loadable(mnist_root, tmp_path):
     G, _ = run(mnist_root, tmp_path / "cgan", "--model", "cgan", "--epochs", "1")
     out = tmp_path / "cgan"
     for f in ["generator/config.json", "generator/model.safetensors", "generator/README.md", "generator/samples.png",
-              "discriminator/model.safetensors", "samples/epoch_001.png", "state.safetensors", "args.json"]:
+              "discriminator/model.safetensors", "samples/epoch_001.png", "state.safetensors", "args.json",
+              "log.jsonl"]:
         assert (out / f).is_file(), f
     loaded = GeneratorCGAN.from_pretrained(out / "generator")
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), G.state_dict().values()))
     card = (out / "generator" / "README.md").read_text()
-    assert "python train_mnist.py" in card and "epochs: 1," in card
+    assert "epochs: 1," in card
+    # main() called from Python: the command comes from the parsed arguments, not from pytest's sys.argv
+    assert f"command: `python train_mnist.py --model cgan --data-dir {mnist_root} --subset 512 --epochs 1 " in card
 
 
 def test_resume_gives_the_same_state_as_an_uninterrupted_run(mnist_root, tmp_path):
