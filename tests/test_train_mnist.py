@@ -154,3 +154,19 @@ def test_train_step_is_the_plain_d_then_g_step(conditional):
     for p, p_D_step in zip(D.parameters(), D3.parameters()):
         torch.testing.assert_close(p.grad, p_D_step.grad, atol=1e-6, rtol=1e-4)
     assert all(p.requires_grad for p in D.parameters())  # unfrozen again
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("train_mnist", ["--model", "gan", "--no-g-batchnorm", "--g-widths", "64,64", "--lr", "1e-3", "--resume"]),
+    ("train_pix2pix", ["--generator", "encoder-decoder", "--l1-only", "--no-channels-last", "--ngf", "8"]),
+])
+def test_the_cards_command_parses_back_to_the_same_arguments(script, argv, tmp_path):
+    """condgen.run.command rebuilds the command line from the parsed arguments (not sys.argv)."""
+    import importlib
+    import shlex
+
+    module = importlib.import_module(script)
+    args = module.parse_args([*argv, "--out", str(tmp_path / "a run")])
+    words = shlex.split(args.command)
+    assert words[:2] == ["python", f"{script}.py"]
+    assert vars(module.parse_args(words[2:])) == vars(args)
