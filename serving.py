@@ -135,18 +135,21 @@ def png_file(im):
     the content: two requests with the same result (the same seed) then truncate the file while
     the other is being downloaded, and that client fails (bench/app.py, 4 clients). A file path
     goes through gradio's atomic copy instead."""
-    from condgen.checkpoint import atomic_write
-
     buf = io.BytesIO()
     im.save(buf, "PNG")
     path = OUT / f"{hashlib.sha256(buf.getvalue()).hexdigest()[:32]}.png"
     try:
         os.utime(path)  # in use again: keep it from the clean-up below
     except FileNotFoundError:
+        OUT.mkdir(exist_ok=True)
         for old in OUT.glob("*.png"):  # results older than an hour have long been served
             if time.time() - old.stat().st_mtime > 3600:
                 old.unlink(missing_ok=True)
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
+        # a rename, not condgen.checkpoint.atomic_write: a result need not survive a crash (no fsync)
+        fd, tmp = tempfile.mkstemp(dir=OUT, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
     return str(path)
 
 
