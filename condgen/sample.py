@@ -13,7 +13,6 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from PIL import Image
 
 from .hub import CheckpointError
@@ -63,6 +62,7 @@ def grid(x, cols):
 @torch.no_grad()
 def training_grid(G, z_fixed, conditional):
     """train_mnist's grid per epoch. GAN: 8x8 samples. cGAN: the digit table, 10 columns."""
+    import torchvision  # here, not at the top: it imports slowly, and the app needs none of it
     was_training = G.training
     G.eval()
     x = digit_table(G, z_fixed[:10]) if conditional else G(z_fixed[:64])
@@ -95,6 +95,8 @@ def main(argv=None):
         p.error(f"--n must be in 1..256, got {args.n}")
     if not args.digits or not args.digits.isdigit():
         p.error(f"--digits must be digits 0-9, got {args.digits!r}")
+
+    import torchvision
 
     try:
         G = load_generator(args.weights)
