@@ -49,6 +49,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=70, help="total epochs (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, default=128, help="images per step and process (under torchrun the global batch is batch-size x world size)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
+    p.add_argument("--lr-decay-epochs", type=int, default=0, help="decay lr linearly to 0 over the last N epochs (as train_pix2pix; 0: constant)")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--real-label", type=float, default=0.9, help="target for real images (1.0: no smoothing)")
     p.add_argument("--ema", type=float, default=0.999, help="publish an exponential moving average of G's weights with this decay (0: the raw G)")
@@ -58,11 +59,16 @@ def parse_args(argv=None):
     # output / hub
     p.add_argument("--out", default="runs/<model>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="start G (and its EMA) from RUN/generator and D from RUN/discriminator, with fresh Adam moments, "
+                        "e.g. to add an lr decay to a finished run; the architecture flags must match")
     p.add_argument("--eval-per-class", type=int, default=1000, help="samples per digit for the model card's evaluation (0: skip)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the generator folder when done")
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error(f"--epochs must be >= 1, got {args.epochs}")
+    if not 0 <= args.lr_decay_epochs <= args.epochs:
+        p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
     if args.batch_size < 1 or (args.subset and args.subset < args.batch_size):
         p.error(f"--batch-size must be >= 1 and no larger than --subset (got {args.batch_size}, subset {args.subset})")
     if args.d_minibatch_std and (args.model != "gan" or args.batch_size % args.d_minibatch_std):
@@ -107,6 +113,12 @@ def sample_grid(G, z_fixed, conditional):
             x = G(z_fixed[:64])
     G.train(was_training)
     return torchvision.utils.make_grid(x.cpu(), nrow=10 if conditional else 8, normalize=True, value_range=(-1, 1), pad_value=1)
+
+
+def lr_at(epoch, args):
+    """Constant, then linear decay to 0 over the last --lr-decay-epochs epochs (Pix2Pix's schedule)."""
+    decay_start = args.epochs - args.lr_decay_epochs
+    return args.lr if epoch < decay_start else args.lr * (1 - (epoch - decay_start + 1) / (args.lr_decay_epochs + 1))
 
 
 def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9, amp=None):
@@ -194,9 +206,18 @@ def main(args):
 
     out, state_file = args.out, args.out / "state.safetensors"
     start_epoch, history = 0, []
+    if args.init_from and not args.resume:
+        try:  # strict loads: the architecture flags must match the run's
+            G.load_state_dict(type(G).from_pretrained(Path(args.init_from) / "generator").state_dict())
+            D.load_state_dict(type(D).from_pretrained(Path(args.init_from) / "discriminator").state_dict())
+        except (OSError, ValueError, RuntimeError) as e:
+            sys.exit(f"error: cannot start from {args.init_from}: {e}")
+        G_ema.load_state_dict(G.state_dict())
+        if master_process:
+            print(f"initialized G and D from {args.init_from}")
     if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
-            check_resume(state_file, args, ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed"])
+            check_resume(state_file, args, ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed", "init_from"])
             rng, meta = load_state(state_file, {"G": G, "D": D}, {"opt_G": opt_G, "opt_D": opt_D})
             # G_ema is optional: a run started with --ema 0 has none, and the average starts from G
             G_ema.load_state_dict(G.state_dict())
@@ -219,6 +240,10 @@ def main(args):
     G_pub = G_ema if args.ema else G
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
+        lr = lr_at(epoch, args)
+        for opt in (opt_G, opt_D):
+            for group in opt.param_groups:
+                group["lr"] = lr
         sums = torch.zeros(4, device=device)  # loss_D, loss_G, D(x), D(G(z)); summed on device, no per-step sync
         batches = shuffled_batches(n, args.batch_size * world_size, shuffle)  # global batches
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=None if master_process else True)
@@ -232,7 +257,7 @@ def main(args):
             if i % 50 == 0:  # the only host syncs of the loop
                 bar.set_postfix(loss_D=f"{stats[0]:.3f}", loss_G=f"{stats[1]:.3f}")
         means = (distributed.mean_over_ranks(sums) / steps_per_epoch).tolist()
-        record = dict(epoch=epoch + 1, loss_D=means[0], loss_G=means[1], D_x=means[2], D_G_z=means[3], seconds=time.time() - t0)
+        record = dict(epoch=epoch + 1, lr=lr, loss_D=means[0], loss_G=means[1], D_x=means[2], D_G_z=means[3], seconds=time.time() - t0)
         history.append(record)
         rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
         if not master_process:  # the rest of the epoch is rank 0's: log, samples, checkpoint
