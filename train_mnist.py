@@ -31,7 +31,7 @@ from condgen.precision import CHOICES, autocast
 from condgen.sample import noise_batches, training_grid
 
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed"]
+RESUME_KEYS = ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed", "init_from"]
 
 
 def parse_args(argv=None):
@@ -55,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128,
                    help="images per step and process (under torchrun the global batch is batch-size x world size)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
+    p.add_argument("--lr-decay-epochs", type=int, default=0,
+                   help="decay lr linearly to 0 over the last N epochs (as train_pix2pix; 0: constant)")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--real-label", type=float, default=0.9, help="target for real images (1.0: no smoothing)")
     p.add_argument("--ema", type=float, default=0.999,
@@ -68,6 +70,9 @@ def parse_args(argv=None):
     # output / hub
     p.add_argument("--out", default="runs/<model>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="start G (and its EMA) from RUN/generator and D from RUN/discriminator, with fresh Adam "
+                        "moments, e.g. to add an lr decay to a finished run; the architecture flags must match")
     p.add_argument("--eval-per-class", type=int, default=1000,
                    help="samples per digit for the model card's evaluation (0: skip)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the generator folder when done")
@@ -75,6 +80,8 @@ def parse_args(argv=None):
     args.command = run.command("train_mnist.py", p, args)  # for the model card
     if args.epochs < 1:
         p.error(f"--epochs must be >= 1, got {args.epochs}")
+    if not 0 <= args.lr_decay_epochs <= args.epochs:
+        p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
     if args.batch_size < 1 or (args.subset and args.subset < args.batch_size):
         p.error(f"--batch-size must be >= 1 and no larger than --subset (got {args.batch_size}, subset {args.subset})")
     if args.d_minibatch_std and (args.model != "gan" or args.batch_size % args.d_minibatch_std):
@@ -158,6 +165,8 @@ def main(args):
     shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
     z_fixed = torch.randn(100, G.nz, generator=torch.Generator().manual_seed(1234)).to(device)
     optimizers = {"opt_G": opt_G, "opt_D": opt_D}
+    if args.init_from and not args.resume:
+        run.init_from(args.init_from, G, D, G_ema, master_process)
     start_epoch, history = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
 
     out, steps_per_epoch = args.out, n // (args.batch_size * world_size)
@@ -165,7 +174,8 @@ def main(args):
     # with the statistics recalibrate_batchnorm gave it
     G_pub = G_ema if args.ema else G
     for epoch in range(start_epoch, args.epochs):
-        t0 = time.time()
+        t0, lr = time.time(), run.constant_then_linear_decay(args.lr, epoch, args.epochs, args.lr_decay_epochs)
+        run.set_lr(optimizers.values(), lr)
         sums = torch.zeros(4, device=device)  # loss_D, loss_G, D(x), D(G(z)); summed on device, no per-step sync
         batches = shuffled_batches(n, args.batch_size * world_size, shuffle)  # global batches
         bar = run.progress(batches, steps_per_epoch, epoch, args.epochs, master_process)
@@ -179,7 +189,7 @@ def main(args):
             if i % 50 == 0:  # the only host syncs of the loop
                 bar.set_postfix(loss_D=f"{stats[0]:.3f}", loss_G=f"{stats[1]:.3f}")
         means = (distributed.mean_over_ranks(sums) / steps_per_epoch).tolist()
-        history.append(dict(epoch=epoch + 1, loss_D=means[0], loss_G=means[1], D_x=means[2], D_G_z=means[3],
+        history.append(dict(epoch=epoch + 1, lr=lr, loss_D=means[0], loss_G=means[1], D_x=means[2], D_G_z=means[3],
                             seconds=time.time() - t0))
         rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
         if not master_process:  # the rest of the epoch is rank 0's: log, samples, checkpoint

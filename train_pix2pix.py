@@ -267,23 +267,10 @@ def load_data(args, device, world_size):
 
 
 def init_from(args, G, D, G_ema, master_process):
-    """--init-from RUN: G and, if --ndf matches, D from RUN's published weights (strict: the
-    architecture flags must match the run's)."""
-    from condgen.hub import CheckpointError
-
-    try:
-        G.load_state_dict(type(G).from_pretrained(Path(args.init_from) / "generator").state_dict())
-        D_saved = Discriminator.from_pretrained(Path(args.init_from) / "discriminator")
-        fresh = D_saved.net[0][0].out_channels != D.net[0][0].out_channels  # another ndf
-        if not fresh:
-            D.load_state_dict(D_saved.state_dict())
-    except (CheckpointError, OSError, RuntimeError) as e:
-        sys.exit(f"error: cannot start from {args.init_from}: {e}")
-    if G_ema is not None:
-        G_ema.load_state_dict(G.state_dict())
-    if master_process:
-        print(f"initialized G {'' if fresh else 'and D '}from {args.init_from}"
-              + (f" (D fresh: --ndf {args.ndf} differs from the saved one)" if fresh else ""))
+    """--init-from RUN (condgen.run.init_from); D starts fresh when --ndf differs from the run's."""
+    run.init_from(args.init_from, G, D, G_ema, master_process,
+                  fresh_D=lambda saved, D: saved.net[0][0].out_channels != D.net[0][0].out_channels,
+                  why_fresh=f"--ndf {args.ndf} differs from the saved one")
 
 
 def recalibrate(G_ema, data, epoch, batch_size, device, layout):

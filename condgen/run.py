@@ -96,6 +96,25 @@ def set_lr(optimizers, lr):
             group["lr"] = lr
 
 
+def init_from(run_dir, G, D, G_ema, master, fresh_D=None, why_fresh=""):
+    """--init-from RUN: G (and G_ema) from RUN/generator and D from RUN/discriminator, with fresh Adam
+    moments. Strict loads: the architecture flags must match the run's; fresh_D(saved D, D) -> True
+    leaves D as initialized instead (pix2pix: another --ndf), and why_fresh says why."""
+    try:
+        G.load_state_dict(type(G).from_pretrained(Path(run_dir) / "generator").state_dict())
+        D_saved = type(D).from_pretrained(Path(run_dir) / "discriminator")
+        fresh = fresh_D is not None and fresh_D(D_saved, D)
+        if not fresh:
+            D.load_state_dict(D_saved.state_dict())
+    except (OSError, ValueError, RuntimeError) as e:  # ValueError: condgen.hub.CheckpointError
+        sys.exit(f"error: cannot start from {run_dir}: {e}")
+    if G_ema is not None:
+        G_ema.load_state_dict(G.state_dict())
+    if master:
+        note = f" (D fresh: {why_fresh})" if fresh else ""
+        print(f"initialized G {'' if fresh else 'and D '}from {run_dir}{note}")
+
+
 def progress(batches, total, epoch, epochs, master):
     """The epoch's tqdm bar: rank 0's as tqdm decides (none when the output is not a terminal), no
     other rank's."""

@@ -170,3 +170,18 @@ def test_the_cards_command_parses_back_to_the_same_arguments(script, argv, tmp_p
     words = shlex.split(args.command)
     assert words[:2] == ["python", f"{script}.py"]
     assert vars(module.parse_args(words[2:])) == vars(args)
+
+
+def test_init_from_starts_from_a_run_and_lr_decays_to_zero(mnist_root, tmp_path):
+    G_first, _ = run(mnist_root, tmp_path / "first", "--model", "cgan", "--epochs", "1", "--ema", "0")
+    # the last 4 epochs decay linearly towards 0: 4/5, 3/5, 2/5, 1/5 of --lr
+    G, history = run(mnist_root, tmp_path / "decay", "--model", "cgan", "--epochs", "4", "--lr-decay-epochs", "4",
+                     "--init-from", str(tmp_path / "first"), "--ema", "0")
+    assert [round(h["lr"] / 2e-4, 6) for h in history] == [0.8, 0.6, 0.4, 0.2]
+    # started from the first run's weights: one more epoch at a small lr stays near them, unlike a fresh init
+    fresh = GeneratorCGAN(batchnorm=True)
+    near = sum((a - b).abs().mean() for a, b in zip(G.parameters(), G_first.parameters()))
+    far = sum((a - b).abs().mean() for a, b in zip(fresh.parameters(), G_first.parameters()))
+    assert near < 0.5 * far
+    with pytest.raises(SystemExit, match="cannot start from"):
+        run(mnist_root, tmp_path / "bad", "--model", "gan", "--epochs", "1", "--init-from", str(tmp_path / "first"))
