@@ -38,7 +38,7 @@ from condgen.precision import CHOICES, autocast, default_channels_last
 
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["data", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size", "lr", "beta1",
+RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size", "lr", "beta1",
                "lambda_l1", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
@@ -56,6 +56,9 @@ def parse_args(argv=None):
                    help="training pairs: 512x256 images (sketch left, color right), A/ and B/ folders, or a "
                         "folder of such folders, one rendering of the sketches each (condgen.sketchify --method "
                         "all): one is drawn per image and step")
+    p.add_argument("--renderings", default=None, metavar="NAMES",
+                   help="comma-separated subfolders of --data to draw the sketches from (default: all); a name "
+                        "listed twice is drawn twice as often, e.g. canny,detail,detail,bold")
     p.add_argument("--val", default=str(DEFAULT_VAL), help="validation pairs, same layouts ('none': no validation)")
     p.add_argument("--augment", choices=["tutorial", "paper", "none"], default="tutorial",
                    help="joint augmentation of sketch and color (see condgen.data.pair_augmentation)")
@@ -248,7 +251,7 @@ def load_data(args, device, world_size):
     """The training pairs (on the GPU when training there) and the validation pairs in [-1, 1] (None
     with --val none)."""
     try:
-        data = PairDataset(args.data, augment=args.augment, subset=args.subset)
+        data = PairDataset(args.data, augment=args.augment, subset=args.subset, renderings=args.renderings)
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     x_val = y_val = None
@@ -303,7 +306,7 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
             (out / "generator" / "samples.png").write_bytes(last.read_bytes())
     cls, last = GENERATOR_CLASSES[args.generator].__name__, history[-1]
     published = f"EMA of G (decay {args.ema}) published" if args.ema else "the raw G published"
-    renderings = ", ".join(f.name for f in rendering_folders(args.data))
+    renderings = ", ".join(args.renderings.split(",") if args.renderings else (f.name for f in rendering_folders(args.data)))
     processes = f" x {world_size} processes" if world_size > 1 else ""
     training = [f"recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, "
                 f"lambda_L1 {args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), "

@@ -170,16 +170,21 @@ def load_pairs(root, size=256):
     return torch.stack(xs), torch.stack(ys)
 
 
-def rendering_folders(root):
+def rendering_folders(root, names=None):
     """The pair folders of a training set: root itself, or, when root holds no images but
     subfolders of pairs (condgen.sketchify --method all: one rendering of the sketches each, the
-    same file names), each of those."""
+    same file names), each of those; with `names`, only those subfolders, in that order."""
     root = Path(root)
+    names = names.split(",") if isinstance(names, str) else names
+    subs = []
     if root.is_dir() and not _image_files(root) and not (root / "A").is_dir():
         subs = sorted(d for d in root.iterdir() if d.is_dir() and _image_files(d))
-        if subs:
-            return subs
-    return [root]
+    if names:
+        missing = [n for n in names if n not in {d.name for d in subs}]
+        if missing:
+            raise ValueError(f"{root}: no rendering folder {', '.join(missing)} (it has: {', '.join(d.name for d in subs) or 'none'})")
+        return [root / n for n in dict.fromkeys(names)]
+    return subs or [root]
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -187,11 +192,15 @@ class PairDataset(torch.utils.data.Dataset):
 
     With several renderings (see rendering_folders) x holds every rendering of a sketch,
     [N, R, 3, size, size], and each draw picks one at random: the model sees each color image
-    with a different kind of sketch from epoch to epoch.
+    with a different kind of sketch from epoch to epoch. `renderings` names the subfolders to use;
+    a name listed twice is drawn twice as often (it is loaded once).
     """
 
-    def __init__(self, root, augment="none", size=256, subset=0):
-        folders = rendering_folders(root)
+    def __init__(self, root, augment="none", size=256, subset=0, renderings=None):
+        renderings = renderings.split(",") if isinstance(renderings, str) else renderings
+        folders = rendering_folders(root, renderings)
+        order = [f.name for f in folders]
+        self.choices = torch.tensor([order.index(n) for n in renderings] if renderings else range(len(folders)))
         pairs = [load_pairs(f, size) for f in folders]
         xs, self.y = [x for x, _ in pairs], pairs[0][1]  # the color halves are the same in every folder
         if any(x.shape != xs[0].shape for x in xs):
@@ -209,7 +218,7 @@ class PairDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         from torchvision import tv_tensors
 
-        x = self.x[i, torch.randint(self.x.shape[1], ()).item()]
+        x = self.x[i, self.choices[torch.randint(len(self.choices), ())].item()]
         x, y = self.transform(tv_tensors.Image(x), tv_tensors.Image(self.y[i]))
         return to_tanh_range(x.as_subclass(torch.Tensor)), to_tanh_range(y.as_subclass(torch.Tensor))
 
@@ -226,7 +235,7 @@ class PairDataset(torch.utils.data.Dataset):
         Random numbers come from torch's CPU generator either way, so runs resume exactly.
         """
         n = len(idx)
-        pick = torch.randint(self.x.shape[1], (n,))  # one rendering per image
+        pick = self.choices[torch.randint(len(self.choices), (n,))]  # one rendering per image
         x, y = self.x[idx.to(self.x.device), pick.to(self.x.device)], self.y[idx.to(self.y.device)]
         if self.augment == "paper":
             x, y = paper_jitter(torch.cat([x, y], dim=1).to(device), self.size).split(3, dim=1)

@@ -313,6 +313,21 @@ def test_dataset_draws_one_rendering_per_image(tmp_path):
         PairDataset(tmp_path)
 
 
+def test_renderings_by_name_and_weight(tmp_path):
+    _write_renderings(tmp_path)
+    only = PairDataset(tmp_path, renderings="thin")
+    assert only.x.shape == (3, 1, 3, 256, 256)  # the "bold" folder is not loaded at all
+    # "thin" listed three times: drawn ~3/4 of the time, and loaded once
+    ds = PairDataset(tmp_path, renderings=["bold", "thin", "thin", "thin"])
+    assert ds.x.shape == (3, 2, 3, 256, 256)
+    torch.manual_seed(0)
+    x, _ = ds.batch(torch.zeros(400, dtype=torch.long), torch.device("cpu"))
+    bold = (x[:, 0, 15] < 0).all(dim=1).float().mean().item()  # the bar at rows 10..30: "bold"
+    assert 0.18 < bold < 0.32, bold
+    with pytest.raises(ValueError, match="no rendering folder wobbly .*has: bold, thin"):
+        PairDataset(tmp_path, renderings="thin,wobbly")
+
+
 def test_batched_paper_jitter_keeps_pairs_aligned(tmp_path):
     img = np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     img[:40, :90] = 0

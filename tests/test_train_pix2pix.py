@@ -161,3 +161,9 @@ def test_renderings_ema_resize_save_every_resume_and_init_from(tiny_data, tmp_pa
     assert r.returncode == 0 and "D fresh" in r.stdout, r.stderr
     r = _train(tiny_data, tmp_path / "warm3", "--epochs", "1", "--init-from", str(full), "--ngf", "8")
     assert r.returncode != 0 and "cannot start from" in r.stderr
+
+    # --renderings picks and weights the subfolders; it is part of what --resume must keep
+    r = _train(tiny_data, tmp_path / "picked", "--epochs", "1", *flags, "--renderings", "b,b,a")
+    assert r.returncode == 0 and "renderings: b, b, a" in (tmp_path / "picked" / "generator" / "README.md").read_text()
+    r = _train(tiny_data, tmp_path / "picked", "--epochs", "2", "--resume", *flags)
+    assert r.returncode != 0 and "--renderings b,b,a" in r.stderr, r.stderr
