@@ -38,8 +38,8 @@ from condgen.precision import CHOICES, autocast, default_channels_last
 
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size", "lr", "beta1",
-               "lambda_l1", "l1_only", "seed"]
+RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size",
+               "lr", "beta1", "lambda_l1", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -306,7 +306,8 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
             (out / "generator" / "samples.png").write_bytes(last.read_bytes())
     cls, last = GENERATOR_CLASSES[args.generator].__name__, history[-1]
     published = f"EMA of G (decay {args.ema}) published" if args.ema else "the raw G published"
-    renderings = ", ".join(args.renderings.split(",") if args.renderings else (f.name for f in rendering_folders(args.data)))
+    names = args.renderings.split(",") if args.renderings else [f.name for f in rendering_folders(args.data)]
+    renderings = ", ".join(names)
     processes = f" x {world_size} processes" if world_size > 1 else ""
     training = [f"recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, "
                 f"lambda_L1 {args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), "

@@ -182,7 +182,8 @@ def rendering_folders(root, names=None):
     if names:
         missing = [n for n in names if n not in {d.name for d in subs}]
         if missing:
-            raise ValueError(f"{root}: no rendering folder {', '.join(missing)} (it has: {', '.join(d.name for d in subs) or 'none'})")
+            has = ", ".join(d.name for d in subs) or "none"
+            raise ValueError(f"{root}: no rendering folder {', '.join(missing)} (it has: {has})")
         return [root / n for n in dict.fromkeys(names)]
     return subs or [root]
 
