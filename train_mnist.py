@@ -45,8 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--g-batchnorm", action=argparse.BooleanOptionalAction, default=True,
                    help="BatchNorm after each hidden Linear of G (DCGAN); --no-g-batchnorm is the tutorial's G")
     p.add_argument("--d-minibatch-std", type=int, default=0, metavar="GROUP",
-                   help="GAN only: D sees the minibatch standard deviation over groups of GROUP samples (Karras et al. "
-                        "2018), against mode collapse (0: the tutorial's D)")
+                   help="D sees the minibatch standard deviation over groups of GROUP samples (Karras et al. 2018) "
+                        "before its last layer, against mode collapse (0: the tutorial's D, the cGAN paper's Maxout D)")
     p.add_argument("--g-widths", default=None,
                    help="G's hidden widths, comma-separated (default: the tutorial's, gan 128,256,512 and cgan "
                         "256,256,512 for the z path, c path and joint layer; the cGAN paper's is 200,1000,1200)")
@@ -84,9 +84,9 @@ def parse_args(argv=None):
         p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
     if args.batch_size < 1 or (args.subset and args.subset < args.batch_size):
         p.error(f"--batch-size must be >= 1 and no larger than --subset (got {args.batch_size}, subset {args.subset})")
-    if args.d_minibatch_std and (args.model != "gan" or args.batch_size % args.d_minibatch_std):
-        p.error("--d-minibatch-std is for --model gan, with a --batch-size that is a multiple of it (got "
-                f"{args.d_minibatch_std}, batch {args.batch_size})")
+    if args.d_minibatch_std < 0 or (args.d_minibatch_std and args.batch_size % args.d_minibatch_std):
+        p.error(f"--d-minibatch-std needs a --batch-size that is a multiple of it (got {args.d_minibatch_std}, "
+                f"batch {args.batch_size})")
     if not 0.0 < args.real_label <= 1.0:
         p.error(f"--real-label must be in (0, 1], got {args.real_label}")
     if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1):  # also refuses nan
@@ -230,7 +230,8 @@ def build_models(args):
     """(G, D) for --model, on the CPU."""
     widths = {"widths": args.g_widths} if args.g_widths else {}
     if args.model == "cgan":
-        return GeneratorCGAN(batchnorm=args.g_batchnorm, **widths), DiscriminatorCGAN()
+        D = DiscriminatorCGAN(minibatch_std=args.d_minibatch_std)
+        return GeneratorCGAN(batchnorm=args.g_batchnorm, **widths), D
     return GeneratorGAN(batchnorm=args.g_batchnorm, **widths), DiscriminatorGAN(minibatch_std=args.d_minibatch_std)
 
 

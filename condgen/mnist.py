@@ -57,7 +57,7 @@ class MinibatchStd(nn.Module):
     """Karras et al. 2018 (https://arxiv.org/abs/1710.10196, Sec. 3): append to each sample's
     features the mean standard deviation of the features over its group of `group` consecutive
     samples. A collapsed G makes batches with little variety, which D can now see and punish;
-    an unconditional G is the one that needs it (the cGAN's label already spreads its samples).
+    the cGAN's label spreads its samples over the digits, this looks at the variety within a batch.
 
     Groups are consecutive, so a batch of N real then N fake samples (train_mnist's one D call)
     never mixes the two while N is a multiple of `group`.
@@ -134,19 +134,24 @@ class GeneratorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan", "conditional-ima
 
 class DiscriminatorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan"]):
     """(image, one-hot c) -> logit [N]; the cGAN paper's Maxout discriminator (Sec. 4.1):
-    image -> maxout 240 units x 5 pieces, label -> maxout 50 x 5, joint maxout 240 x 4, dropout 0.5."""
+    image -> maxout 240 units x 5 pieces, label -> maxout 50 x 5, joint maxout 240 x 4, dropout 0.5.
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.5):
+    `minibatch_std` > 0 adds MinibatchStd before the last layer, as DiscriminatorGAN does: a variant
+    beside the paper's D (the Maxout layers stay), documented in the README's cGAN table.
+    """
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.5, minibatch_std: int = 0):
         super().__init__()
         self.x_path = Maxout(784, 240, 5)
         self.c_path = Maxout(num_classes, 50, 5)
         self.joint = Maxout(290, 240, 4)
-        self.out = nn.Linear(240, 1)
+        self.std = MinibatchStd(minibatch_std) if minibatch_std else nn.Identity()
+        self.out = nn.Linear(240 + bool(minibatch_std), 1)
         self.drop = FastDropout(dropout)
 
     def forward(self, x, c):
         h = torch.cat([self.drop(self.x_path(x.flatten(1))), self.drop(self.c_path(c))], dim=1)
-        return self.out(self.drop(self.joint(h))).squeeze(1)  # (N,)
+        return self.out(self.std(self.drop(self.joint(h)))).squeeze(1)  # (N,)
 
 
 def _mlp(sizes, batchnorm):

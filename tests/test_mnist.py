@@ -126,6 +126,21 @@ def test_minibatch_std_sees_a_collapsed_batch():
     assert D(torch.rand(8, 1, 28, 28)).shape == (8,)
 
 
+def test_cgan_discriminator_with_minibatch_std_sees_the_batch(tmp_path):
+    torch.manual_seed(0)
+    D = DiscriminatorCGAN(minibatch_std=4).eval()
+    c = one_hot(torch.arange(8) % 10)
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    assert D(x, c).shape == (8,)
+    # sample 0's logit depends on the other samples of its group of 4 (the paper's D: it does not)
+    other = torch.cat([x[:1], -x[1:]])
+    assert not torch.allclose(D(x, c)[0], D(other, c)[0])
+    paper = DiscriminatorCGAN().eval()
+    assert torch.allclose(paper(x, c)[0], paper(other, c)[0])
+    D.save_pretrained(tmp_path)  # the variant round-trips through its config
+    assert DiscriminatorCGAN.from_pretrained(tmp_path).out.in_features == 241
+
+
 def test_generator_widths_variant_round_trips(tmp_path):
     from condgen.mnist import PAPER_CGAN_WIDTHS
 
