@@ -96,6 +96,21 @@ def test_cli_converts_a_folder(tmp_path):
         main([str(tmp_path / "missing"), str(tmp_path / "pairs3")])
 
 
+def test_outline_rendering_inks_the_artworks_own_dark_lines():
+    """canny draws the center line of the edge pair an outline gives, beside the outline's darkest
+    pixels; outline traces the outline itself, so the art under its ink is darker. Where the art has
+    no outline (the red square) both draw Canny's line."""
+    from condgen.sketchify import sketch
+
+    art = make_pair(_artwork()).crop((256, 0, 512, 256))
+    lum = np.asarray(art.convert("L"), dtype=np.float32) / 255
+    ink = {m: np.asarray(sketch(art, m, thickness=2.0)) < 128 for m in ("canny", "outline")}
+    dark = {m: 1 - lum[i].mean() for m, i in ink.items()}
+    assert dark["outline"] > dark["canny"] + 0.1, dark
+    square = np.s_[50:210, 165:236]  # around the outline-free red square
+    assert ink["outline"][square].sum() > 0.5 * ink["canny"][square].sum()
+
+
 def test_renderings_differ_and_all_writes_one_folder_each(tmp_path):
     from condgen.sketchify import RENDERINGS, sketch
 

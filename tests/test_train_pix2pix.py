@@ -159,6 +159,11 @@ def test_renderings_ema_resize_save_every_resume_and_init_from(tiny_data, tmp_pa
     assert r.returncode == 0 and "initialized G and D from" in r.stdout, r.stderr
     r = _train(tiny_data, tmp_path / "warm2", "--epochs", "1", "--init-from", str(full), *flags[:-2], "--ndf", "8")
     assert r.returncode == 0 and "D fresh" in r.stdout, r.stderr
+    # or from published weights that hold their discriminator inside, as weights/pix2pix-unet does
+    shutil.copytree(full / "generator", tmp_path / "published")
+    shutil.copytree(full / "discriminator", tmp_path / "published" / "discriminator")
+    r = _train(tiny_data, tmp_path / "warm4", "--epochs", "1", "--init-from", str(tmp_path / "published"), *flags)
+    assert r.returncode == 0 and "initialized G and D from" in r.stdout, r.stderr
     r = _train(tiny_data, tmp_path / "warm3", "--epochs", "1", "--init-from", str(full), "--ngf", "8")
     assert r.returncode != 0 and "cannot start from" in r.stderr
 
