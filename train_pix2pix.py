@@ -100,10 +100,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default="runs/pix2pix-<generator>", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/state.safetensors")
     p.add_argument("--init-from", default=None, metavar="RUN",
-                   help="start from the published weights of a run (RUN/generator, e.g. trained elsewhere, or a "
-                        "weights folder such as weights/pix2pix-unet; and RUN/discriminator unless --ndf differs: then D "
-                        "starts fresh) with fresh Adam moments, "
-                        "instead of the paper's random init")
+                   help="start from the published weights of a run (RUN/generator, e.g. trained elsewhere, or "
+                        "a weights folder such as weights/pix2pix-unet; and RUN/discriminator unless --ndf "
+                        "differs: then D starts fresh) with fresh Adam moments, instead of the paper's random init")
     p.add_argument("--val-rows", type=int, default=6, help="pairs shown in each epoch's validation grid")
     p.add_argument("--save-every", type=int, default=1,
                    help="write the models and the resume state every N epochs (and after the last)")
