@@ -131,7 +131,9 @@ def log_epoch(out, history):
 
 
 def _rounded(d):
-    return {k: _rounded(v) if isinstance(v, dict) else round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+    """Four significant digits: a decaying lr of 4e-5 must not print as 0.0."""
+    return {k: _rounded(v) if isinstance(v, dict) else float(f"{v:.4g}") if isinstance(v, float) else v
+            for k, v in d.items()}
 
 
 def save(out, published, state, optimizers, rng, meta, dtype="fp32"):

@@ -1,5 +1,6 @@
 """train_mnist.py as users run it: real MNIST (a subset), files written, resume resumes, bad input fails."""
 
+import json
 import os
 import signal
 import subprocess
@@ -172,12 +173,14 @@ def test_the_cards_command_parses_back_to_the_same_arguments(script, argv, tmp_p
     assert vars(module.parse_args(words[2:])) == vars(args)
 
 
-def test_init_from_starts_from_a_run_and_lr_decays_to_zero(mnist_root, tmp_path):
+def test_init_from_starts_from_a_run_and_lr_decays_to_zero(mnist_root, tmp_path, capsys):
     G_first, _ = run(mnist_root, tmp_path / "first", "--model", "cgan", "--epochs", "1", "--ema", "0")
     # the last 4 epochs decay linearly towards 0: 4/5, 3/5, 2/5, 1/5 of --lr
     G, history = run(mnist_root, tmp_path / "decay", "--model", "cgan", "--epochs", "4", "--lr-decay-epochs", "4",
                      "--init-from", str(tmp_path / "first"), "--ema", "0")
     assert [round(h["lr"] / 2e-4, 6) for h in history] == [0.8, 0.6, 0.4, 0.2]
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"epoch"')]
+    assert [p["lr"] for p in printed[-4:]] == [1.6e-4, 1.2e-4, 8e-5, 4e-5]  # significant digits, not 0.0001 / 0.0
     # started from the first run's weights: one more epoch at a small lr stays near them, unlike a fresh init
     fresh = GeneratorCGAN(batchnorm=True)
     near = sum((a - b).abs().mean() for a, b in zip(G.parameters(), G_first.parameters()))
