@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from . import distributed
 from .checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state
-from .hub import push_run
+from .hub import model_folder, push_run
 from .precision import describe, resolve_amp
 
 
@@ -101,10 +101,8 @@ def init_from(run_dir, G, D, G_ema, master, fresh_D=None, why_fresh=""):
     moments; RUN may also be published weights with their discriminator inside (weights/pix2pix-unet).
     Strict loads: the architecture flags must match the run's; fresh_D(saved D, D) -> True leaves D
     as initialized instead (pix2pix: another --ndf), and why_fresh says why."""
-    g_dir = Path(run_dir) / "generator"
-    g_dir = g_dir if g_dir.is_dir() else Path(run_dir)
     try:
-        G.load_state_dict(type(G).from_pretrained(g_dir).state_dict())
+        G.load_state_dict(type(G).from_pretrained(model_folder(run_dir)).state_dict())
         D_saved = type(D).from_pretrained(Path(run_dir) / "discriminator")
         fresh = fresh_D is not None and fresh_D(D_saved, D)
         if not fresh:

@@ -44,8 +44,8 @@ SIZE = 256
 # the artwork's own dark outlines where it has them (art_lines, dark lines up to trace - 1 px wide),
 # Canny lines elsewhere. Canny's center line of an outline sits beside the art's darkest pixels, so
 # on canny the art under the ink is only ~0.42 dark (1 - luminance) against ~0.51 for the real
-# sketches: a model trained on it learns that ink means dark gray and draws gray lines; on trace it
-# is ~0.57 (README, Pix2Pix).
+# sketches: a model trained on it learns that ink means dark gray and draws gray lines; on outline
+# it is ~0.65 (README, Pix2Pix).
 RENDERINGS = {
     "canny": dict(low=0.03, high=0.08, gain=(1.5, 2.1)),
     "outline": dict(low=0.03, high=0.08, gain=(1.5, 2.1), trace=5),
