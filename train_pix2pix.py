@@ -39,7 +39,7 @@ from condgen.precision import CHOICES, autocast, default_channels_last
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
 RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size",
-               "lr", "beta1", "lambda_l1", "l1_only", "seed"]
+               "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -76,7 +76,10 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=4,
                    help="pairs per step and process; under torchrun the global batch is batch-size x world "
                         "size (paper: 1)")
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
+    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G (and D, unless --lr-d)")
+    p.add_argument("--lr-d", type=float, default=None,
+                   help="D's Adam learning rate, on the same schedule (default: --lr). Lower slows a PatchGAN that "
+                        "wins outright (loss_D -> 0), whose gradient then paints texture into G's output")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
     p.add_argument("--lr-decay-epochs", type=int, default=0,
@@ -121,10 +124,12 @@ def parse_args(argv=None):
         p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
         p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
-    # also refuses nan
-    if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < float("inf")):
-        p.error(f"--lr must be a positive number, --beta1 in [0, 1) and --lambda-l1 >= 0, got {args.lr}, "
-                f"{args.beta1}, {args.lambda_l1}")
+    if args.lr_d is None:
+        args.lr_d = args.lr
+    inf = float("inf")  # the chained comparisons also refuse nan
+    if not (0 < args.lr < inf and 0 < args.lr_d < inf and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < inf):
+        p.error(f"--lr and --lr-d must be positive numbers, --beta1 in [0, 1) and --lambda-l1 >= 0, got {args.lr}, "
+                f"{args.lr_d}, {args.beta1}, {args.lambda_l1}")
     if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
         p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     args.out = Path(args.out.replace("<generator>", args.generator))
@@ -189,7 +194,7 @@ def main(args):
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if args.ema else None
     fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
-    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, 0.999), fused=fused)
     shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
     optimizers = {"opt_G": opt_G, "opt_D": opt_D}
     if args.init_from and not args.resume:
@@ -199,7 +204,8 @@ def main(args):
     out, steps_per_epoch = args.out, len(data) // (args.batch_size * world_size)
     for epoch in range(start_epoch, args.epochs):
         t0, lr = time.time(), run.constant_then_linear_decay(args.lr, epoch, args.epochs, args.lr_decay_epochs)
-        run.set_lr(optimizers.values(), lr)
+        run.set_lr([opt_G], lr)
+        run.set_lr([opt_D], lr * args.lr_d / args.lr)
         G.train(), D.train()
         sums = torch.zeros(len(LOSSES), device=device)  # summed on the device: no per-step sync
         batches = shuffled_batches(len(data), args.batch_size * world_size, shuffle)  # global batches
@@ -310,7 +316,8 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     renderings = ", ".join(names)
     processes = f" x {world_size} processes" if world_size > 1 else ""
     training = [f"recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, "
-                f"lambda_L1 {args.lambda_l1}, lr {args.lr} ({args.lr_decay_epochs} epochs of linear decay), "
+                f"lambda_L1 {args.lambda_l1}, lr {args.lr}{f' (D: {args.lr_d})' if args.lr_d != args.lr else ''} "
+                f"({args.lr_decay_epochs} epochs of linear decay), "
                 f"sketch renderings: {renderings}",
                 f"epochs: {len(history)}, batch {args.batch_size}{processes}, augmentation `{args.augment}`, "
                 f"{run.machine(history, device)}",

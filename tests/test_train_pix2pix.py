@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import pair_image
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 import train_pix2pix
@@ -127,7 +128,8 @@ def test_script_refuses_bad_input(tiny_data, tmp_path):
         train_pix2pix.main(train_pix2pix.parse_args([*base, "--batch-size", "8", "--out", str(tmp_path / "b")]))
     with pytest.raises(SystemExit, match="cannot resume"):
         train_pix2pix.main(train_pix2pix.parse_args([*base, "--resume", "--out", str(tmp_path / "c")]))
-    for bad in (["--epochs", "0"], ["--lr-decay-epochs", "500"], ["--generator", "resnet"]):
+    for bad in (["--epochs", "0"], ["--lr-decay-epochs", "500"], ["--generator", "resnet"], ["--lr-d", "0"],
+                ["--lr-d", "nan"]):
         with pytest.raises(SystemExit) as e:
             train_pix2pix.parse_args([*base, *bad])
         assert e.value.code == 2
@@ -172,3 +174,18 @@ def test_renderings_ema_resize_save_every_resume_and_init_from(tiny_data, tmp_pa
     assert r.returncode == 0 and "renderings: b, b, a" in (tmp_path / "picked" / "generator" / "README.md").read_text()
     r = _train(tiny_data, tmp_path / "picked", "--epochs", "2", "--resume", *flags)
     assert r.returncode != 0 and "--renderings b,b,a" in r.stderr, r.stderr
+
+
+def test_lr_d_sets_the_discriminators_rate_on_the_same_schedule(tiny_data, tmp_path):
+    out = tmp_path / "slow-d"
+    r = _train(tiny_data, out, "--epochs", "2", "--lr-decay-epochs", "1", "--lr", "1e-3", "--lr-d", "1e-5",
+               "--val", "none")
+    assert r.returncode == 0, r.stderr
+    with safe_open(out / "state.safetensors", "pt") as f:
+        optimizers = json.loads(f.metadata()["condgen"])["optimizers"]
+    groups = {name: o["param_groups"][0]["lr"] for name, o in optimizers.items()}
+    # epoch 2 of 2 decays to half: G 1e-3 -> 5e-4, D at 1/100 of it
+    assert groups["opt_G"] == pytest.approx(5e-4) and groups["opt_D"] == pytest.approx(5e-6), groups
+    assert "lr 0.001 (D: 1e-05)" in (out / "generator" / "README.md").read_text()
+    r = _train(tiny_data, out, "--epochs", "3", "--lr", "1e-3", "--val", "none", "--resume")
+    assert r.returncode != 0 and "--lr-d 1e-05" in r.stderr, r.stderr
