@@ -189,10 +189,25 @@ def contact_sheet(x, outputs, y, path, cell=128, groups=2):
     atomic_write(path, lambda tmp: sheet.save(tmp, format="png"))
 
 
-def _short_name(weights):
-    """'runs/unet32/generator' -> 'unet32': a column header that tells the models apart."""
-    parts = [p for p in str(weights).rstrip("/").split("/") if p]
-    return parts[-2] if len(parts) > 1 and parts[-1] in ("generator", "discriminator") else parts[-1]
+def short_names(weights):
+    """Column headers that tell the models apart: the last folder of each path ('runs/unet32/generator'
+    -> 'unet32'), with as many folders before it as it takes to tell two of the same name apart
+    ('weights/pix2pix-unet' and 'runs/old/weights/pix2pix-unet' -> 'weights/pix2pix-unet',
+    'old/weights/pix2pix-unet'); a column per entry, so no model's column is dropped."""
+    paths = []
+    for w in weights:
+        parts = [p for p in str(w).rstrip("/").split("/") if p]
+        paths.append(parts[:-1] if len(parts) > 1 and parts[-1] in ("generator", "discriminator") else parts)
+    depth = [1] * len(paths)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(paths, depth)]
+        clashes = [i for i, n in enumerate(names) if names.count(n) > 1 and depth[i] < len(paths[i])]
+        if not clashes:
+            break
+        for i in clashes:
+            depth[i] += 1
+    # a name that still clashes (the same path given twice) gets its position
+    return [n if names.count(n) == 1 else f"{n} #{i + 1}" for i, n in enumerate(names)]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -232,7 +247,7 @@ def main(argv=None):
     print(f"{len(x)} pairs from {args.pairs}" + (" (stochastic: dropout on)" if args.stochastic else ""))
     print(table(rows))
     if args.sheet:
-        contact_sheet(x, {_short_name(w): o for w, o in outputs.items()}, y, args.sheet)
+        contact_sheet(x, dict(zip(short_names(list(outputs)), outputs.values())), y, args.sheet)
         print(f"contact sheet: {args.sheet}")
     return rows
 

@@ -3,7 +3,7 @@
 import torch
 from PIL import Image
 
-from condgen.evaluate_pix2pix import blur_l1, chroma_tv, contact_sheet, l1, outline_ratio, scores
+from condgen.evaluate_pix2pix import blur_l1, chroma_tv, contact_sheet, l1, outline_ratio, scores, short_names
 
 
 def _art():
@@ -68,3 +68,10 @@ def test_contact_sheet_has_a_column_per_model(tmp_path):
     contact_sheet(x, {"a": y, "b": -y}, y, tmp_path / "sheet.png", cell=64, groups=2)
     sheet = Image.open(tmp_path / "sheet.png")
     assert sheet.size == (2 * 4 * 64 + 8, 16 + 2 * 64)  # 2 groups of sketch|a|b|truth, 2 rows of 3 pairs
+
+
+def test_sheet_columns_tell_models_of_the_same_folder_name_apart():
+    names = short_names(["weights/pix2pix-unet", "runs/old/weights/pix2pix-unet", "runs/unet32/generator", "runs/ed",
+                         "x/ed"])
+    assert names == ["weights/pix2pix-unet", "old/weights/pix2pix-unet", "unet32", "runs/ed", "x/ed"]
+    assert short_names(["a/generator", "a"]) == ["a #1", "a #2"]  # the same folder twice: still two columns
