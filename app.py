@@ -279,7 +279,8 @@ def create_sketch_demo(models, demo):
                                 height=420, scale=2)
                 m_ed = gr.Image(label="enc-dec map", format="png", interactive=False, elem_id="map-encdec", height=420,
                                 scale=1)
-            gr.Markdown("PatchGAN map: the discriminator's verdict on each 70x70 patch of the output, seen "
+            gr.Markdown("Map: the discriminator's verdict on each 70x70 patch of the output (PatchGAN; a PixelGAN "
+                        "judges each pixel's color), seen "
                         "together with the sketch: green = looks real, red = looks fake.")
     outputs = [y_unet, m_unet, y_ed, m_ed]
     generator.change(lambda g: (gr.Row(visible=g != "Encoder-decoder"), gr.Row(visible=g != "U-Net")),

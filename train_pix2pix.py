@@ -33,13 +33,13 @@ from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_ba
 from condgen.ema import recalibrate_batchnorm, update_ema
 from condgen.evaluate_pix2pix import baselines, predict, scores, table
 from condgen.hub import push_error
-from condgen.pix2pix import GENERATOR_CLASSES, Discriminator
+from condgen.pix2pix import GENERATOR_CLASSES, PATCH_SIZES, Discriminator
 from condgen.precision import CHOICES, autocast, default_channels_last
 
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "upsample", "ema", "batch_size",
-               "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
+RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "upsample", "ema",
+               "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -68,6 +68,9 @@ def parse_args(argv=None):
                    help="U-Net (skips) or the paper's encoder-decoder baseline")
     p.add_argument("--ngf", type=int, default=64, help="generator width: filters of its first layer (paper: 64)")
     p.add_argument("--ndf", type=int, default=64, help="discriminator width (paper: 64)")
+    p.add_argument("--patch", type=int, choices=PATCH_SIZES, default=70,
+                   help="discriminator's receptive field: the paper's 70x70 PatchGAN, or its 1x1 PixelGAN (Sec. 4.4: "
+                        "colour without texture; the bundled encoder-decoder's)")
     p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
                    help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 "
                         "convolution (Odena et al. 2016, no checkerboard)")
@@ -250,7 +253,8 @@ def main(args):
 
 def build_models(args):
     """(G, D) for the architecture flags, on the CPU."""
-    return GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample), Discriminator(ndf=args.ndf)
+    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample),
+            Discriminator(ndf=args.ndf, patch=args.patch))
 
 
 def load_data(args, device, world_size):
@@ -276,10 +280,12 @@ def load_data(args, device, world_size):
 
 
 def init_from(args, G, D, G_ema, master_process):
-    """--init-from RUN (condgen.run.init_from); D starts fresh when --ndf differs from the run's."""
-    run.init_from(args.init_from, G, D, G_ema, master_process,
-                  fresh_D=lambda saved, D: saved.net[0][0].out_channels != D.net[0][0].out_channels,
-                  why_fresh=f"--ndf {args.ndf} differs from the saved one")
+    """--init-from RUN (condgen.run.init_from); D starts fresh when --ndf or --patch differs from the run's."""
+    def shape(D):  # what --ndf and --patch set
+        return D.net[0][0].out_channels, D.patch
+
+    run.init_from(args.init_from, G, D, G_ema, master_process, fresh_D=lambda saved, D: shape(saved) != shape(D),
+                  why_fresh=f"--ndf {args.ndf} or --patch {args.patch} differs from the saved one")
 
 
 def recalibrate(G_ema, data, epoch, batch_size, device, layout):
@@ -315,7 +321,8 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     names = args.renderings.split(",") if args.renderings else [f.name for f in rendering_folders(args.data)]
     renderings = ", ".join(names)
     processes = f" x {world_size} processes" if world_size > 1 else ""
-    training = [f"recipe: ngf {args.ngf}, ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, "
+    d = "70x70 PatchGAN" if args.patch == 70 else "1x1 PixelGAN"
+    training = [f"recipe: ngf {args.ngf}, {d} ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, "
                 f"lambda_L1 {args.lambda_l1}, lr {args.lr}{f' (D: {args.lr_d})' if args.lr_d != args.lr else ''} "
                 f"({args.lr_decay_epochs} epochs of linear decay), "
                 f"sketch renderings: {renderings}",

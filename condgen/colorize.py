@@ -101,7 +101,8 @@ def colorize(G, image):
 
 @torch.no_grad()
 def patch_map(D, sketch, output):
-    """The PatchGAN's verdict on (sketch, output): [30, 30] float array of P(real) per 70x70 patch.
+    """The PatchGAN's verdict on (sketch, output): [30, 30] float array of P(real) per 70x70 patch
+    ([256, 256], one per pixel, from a PixelGAN: Discriminator(patch=1)).
 
     Both images are squared and resized as colorize does, so each cell lines up with the same
     region of the 256x256 input (cell (i, j) sees the window starting at 8i - 23, 8j - 23). The
@@ -117,9 +118,11 @@ def heat_overlay(p, y, alpha=0.5):
 
     colorize() pads the sketch to a square resized to 256; map cell i sees the 70-px window from
     8i - 23, centred at 8i + 12, so each pixel of that square takes its nearest centre's verdict;
-    the padding is then cropped off again."""
-    idx = np.clip(np.round((np.arange(SIZE) + 0.5 - 12) / 8), 0, p.shape[0] - 1).astype(int)
-    p = p[idx][:, idx, None]  # (256, 256, 1)
+    the padding is then cropped off again. A PixelGAN's [256, 256] map is already one per pixel."""
+    if p.shape[0] != SIZE:
+        idx = np.clip(np.round((np.arange(SIZE) + 0.5 - 12) / 8), 0, p.shape[0] - 1).astype(int)
+        p = p[idx][:, idx]
+    p = p[:, :, None]  # (256, 256, 1)
     rgb = np.where(p < 0.5, HEAT[0] + (HEAT[1] - HEAT[0]) * 2 * p, HEAT[1] + (HEAT[2] - HEAT[1]) * (2 * p - 1))
     side = max(y.size)
     left, top = (side - y.width) // 2, (side - y.height) // 2

@@ -40,6 +40,10 @@ UNET_DECODER = "CD512-CD1024-CD1024-C1024-C1024-C512-C256-C128"
 # Appendix 6.1.2: the 70x70 PatchGAN. After C512 a convolution maps to 1 channel; the last two
 # convolutions have stride 1, which is what makes the receptive field 70 and the map 30x30.
 DISCRIMINATOR = "C64-C128-C256-C512"
+# Sec. 4.4 varies the patch size; its 1x1 "PixelGAN" has two 1x1 Ck layers (official code:
+# PixelDiscriminator, ndf and 2 ndf filters), then a 1x1 convolution to 1 channel.
+PIXELGAN = "C64-C128"
+PATCH_SIZES = (70, 1)  # Discriminator(patch=...): the 70x70 PatchGAN (default) or the 1x1 PixelGAN
 
 
 def parse_spec(spec, width=64):
@@ -161,22 +165,35 @@ class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
 
     Each logit judges one 70x70 patch of concat(x, y) as real or fake (Sec. 2.2.2); D is
     conditional, it sees the sketch too.
+
+    `patch=1` is the paper's 1x1 PixelGAN instead (Sec. 4.4, Fig. 6: it "encourages greater color
+    diversity but has no effect on spatial statistics"): logits [N, 1, H, W], one per pixel, from
+    1x1 convolutions (PIXELGAN; as the official code's PixelDiscriminator). It judges each pixel's
+    color given the sketch's pixel there, so it asks for saturated colors and dark ink without
+    rewarding texture: a PatchGAN against a generator that cannot draw detail (the encoder-decoder)
+    wins outright and its gradient paints a checkerboard of dots instead (README, Pix2Pix).
     """
 
-    def __init__(self, in_channels: int = 6, ndf: int = 64):
+    def __init__(self, in_channels: int = 6, ndf: int = 64, patch: int = 70):
         super().__init__()
-        spec = parse_spec(DISCRIMINATOR, ndf)
+        if patch not in PATCH_SIZES:
+            raise ValueError(f"patch must be one of {PATCH_SIZES} (70x70 PatchGAN, 1x1 PixelGAN), got {patch}")
+        self.patch = patch
+        spec = parse_spec(DISCRIMINATOR if patch == 70 else PIXELGAN, ndf)
         blocks, c = [], in_channels
         for i, (k, _) in enumerate(spec):
-            # C64-C128-C256 with stride 2, C512 with stride 1; no BatchNorm on C64 (as the encoder)
-            blocks.append(EncodeBlock(c, k, norm=i > 0, stride=2 if i < len(spec) - 1 else 1))
+            if patch == 70:  # C64-C128-C256 with stride 2, C512 with stride 1; no BatchNorm on C64 (as the encoder)
+                blocks.append(EncodeBlock(c, k, norm=i > 0, stride=2 if i < len(spec) - 1 else 1))
+            else:  # the same Ck, with 1x1 convolutions
+                blocks.append(nn.Sequential(nn.Conv2d(c, k, 1, bias=i == 0),
+                                            *([nn.BatchNorm2d(k)] if i > 0 else []), nn.LeakyReLU(0.2)))
             c = k
-        blocks.append(nn.Conv2d(c, 1, 4, 1, 1))  # logits; BCE-with-logits applies the sigmoid
+        blocks.append(nn.Conv2d(c, 1, 4, 1, 1) if patch == 70 else nn.Conv2d(c, 1, 1))  # logits for BCE-with-logits
         self.net = nn.Sequential(*blocks)
         init_weights(self)
 
     def forward(self, x, y):
-        return self.net(torch.cat([x, y], dim=1))  # (N, 6, 256, 256) -> (N, 1, 30, 30)
+        return self.net(torch.cat([x, y], dim=1))  # (N, 6, 256, 256) -> (N, 1, 30, 30), PixelGAN (N, 1, 256, 256)
 
 
 def init_weights(module):

@@ -361,6 +361,12 @@ def test_heat_overlay_puts_verdicts_where_the_patches_are():
     assert out.shape == (100, 200, 3)
     left, right = out[50, 20], out[50, 180]
     assert left[0] > left[1] + 40 and right[1] > right[0] + 40, (left, right)
+    # a PixelGAN's map: one verdict per pixel of the 256x256 square (here the 200x100 output's middle band)
+    p = np.zeros((256, 256), np.float32)
+    p[:, 128:] = 1
+    out = np.asarray(heat_overlay(p, Image.new("RGB", (200, 100), (128, 128, 128))), dtype=int)
+    left, right = out[50, 95], out[50, 105]
+    assert left[0] > left[1] + 40 and right[1] > right[0] + 40, (left, right)
 
 
 def test_the_page_does_not_wait_for_torch():

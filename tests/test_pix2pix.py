@@ -222,6 +222,26 @@ def test_patch_map_is_a_30x30_probability_map():
     assert m.shape == (30, 30) and (m > 0).all() and (m < 1).all()
 
 
+def test_pixelgan_judges_each_pixel_by_its_own_color(tmp_path):
+    """Discriminator(patch=1), the paper's 1x1 PixelGAN: one logit per pixel, and a pixel's logit
+    depends on that pixel alone (a PatchGAN's on its 70x70 neighbourhood)."""
+    torch.manual_seed(0)
+    D = Discriminator(ndf=8, patch=1).eval()
+    x, y = torch.rand(1, 3, 256, 256) * 2 - 1, torch.rand(1, 3, 256, 256) * 2 - 1
+    y2 = y.clone()
+    y2[:, :, 100, 100] = -y2[:, :, 100, 100]
+    d, d2 = D(x, y), D(x, y2)
+    assert d.shape == (1, 1, 256, 256)
+    changed = (d != d2)[0, 0].nonzero().tolist()
+    assert changed == [[100, 100]], changed
+    assert patch_map(D, _sketch_image(), Image.new("RGB", (300, 180), "red")).shape == (256, 256)
+    D.save_pretrained(tmp_path / "pixelgan")  # config.json keeps the patch size: it loads back as a PixelGAN
+    loaded = Discriminator.from_pretrained(tmp_path / "pixelgan")
+    assert loaded.patch == 1 and torch.equal(loaded.eval()(x, y), d)
+    with pytest.raises(ValueError, match="patch must be one of"):
+        Discriminator(patch=16)
+
+
 def test_metrics_reproduce_the_issue_baselines(shared_data):
     # Issue 3 states the sketch-as-output baseline on the real pairs: SSIM ~0.71, L1 ~0.166 (we get
     # 0.157 on [0, 1], 0.314 on [-1, 1]: the [0, 1] convention is the one that matches).
