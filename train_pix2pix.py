@@ -38,8 +38,8 @@ from condgen.precision import CHOICES, autocast, default_channels_last
 
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "upsample", "ema",
-               "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
+RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "upsample", "dropout",
+               "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--patch", type=int, choices=PATCH_SIZES, default=70,
                    help="discriminator's receptive field: the paper's 70x70 PatchGAN, or its 1x1 PixelGAN (Sec. 4.4: "
                         "colour without texture; the bundled encoder-decoder's)")
+    p.add_argument("--dropout", type=float, default=0.5,
+                   help="rate of the decoder's CDk dropout (paper: 0.5, its noise z; 0: none, a variant for the "
+                        "encoder-decoder, whose 1x1 code it halves at every step)")
     p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
                    help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 "
                         "convolution (Odena et al. 2016, no checkerboard)")
@@ -123,6 +126,8 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.subset and args.subset < args.batch_size:
         p.error(f"--subset {args.subset} is smaller than --batch-size {args.batch_size}")
+    if not 0 <= args.dropout < 1:
+        p.error(f"--dropout must be in [0, 1), got {args.dropout}")
     if not 0 <= args.ema < 1:
         p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
@@ -253,7 +258,7 @@ def main(args):
 
 def build_models(args):
     """(G, D) for the architecture flags, on the CPU."""
-    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample),
+    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample, dropout=args.dropout),
             Discriminator(ndf=args.ndf, patch=args.patch))
 
 
@@ -322,8 +327,9 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     renderings = ", ".join(names)
     processes = f" x {world_size} processes" if world_size > 1 else ""
     d = "70x70 PatchGAN" if args.patch == 70 else "1x1 PixelGAN"
-    training = [f"recipe: ngf {args.ngf}, {d} ndf {args.ndf}, up-convolutions `{args.upsample}`, {published}, "
-                f"lambda_L1 {args.lambda_l1}, lr {args.lr}{f' (D: {args.lr_d})' if args.lr_d != args.lr else ''} "
+    training = [f"recipe: ngf {args.ngf}, {d} ndf {args.ndf}, up-convolutions `{args.upsample}`, dropout "
+                f"{args.dropout}, {published}, lambda_L1 {args.lambda_l1}, "
+                f"lr {args.lr}{f' (D: {args.lr_d})' if args.lr_d != args.lr else ''} "
                 f"({args.lr_decay_epochs} epochs of linear decay), "
                 f"sketch renderings: {renderings}",
                 f"epochs: {len(history)}, batch {args.batch_size}{processes}, augmentation `{args.augment}`, "

@@ -83,12 +83,12 @@ def up(in_channels, out_channels, upsample="transpose", bias=True):
 
 class DecodeBlock(nn.Sequential):
     """Ck / CDk in the decoder: ConvTranspose 4x4 stride 2 (doubles H and W) -> BatchNorm ->
-    Dropout 0.5 (CDk only: the paper's only source of noise z) -> ReLU."""
+    Dropout `dropout` (CDk only, the paper's 0.5: its only source of noise z) -> ReLU."""
 
-    def __init__(self, in_channels, out_channels, dropout=False, upsample="transpose"):
+    def __init__(self, in_channels, out_channels, dropout=0.0, upsample="transpose"):
         layers = [up(in_channels, out_channels, upsample, bias=False), nn.BatchNorm2d(out_channels)]
         if dropout:
-            layers.append(nn.Dropout(0.5))
+            layers.append(nn.Dropout(dropout))
         layers.append(nn.ReLU())
         super().__init__(*layers)
 
@@ -110,14 +110,20 @@ def _check_size(x):
 
 
 class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
-    """x [N, 3, H, W] in [-1, 1] -> y [N, 3, H, W] in [-1, 1] through a 1x1 bottleneck, no skips."""
+    """x [N, 3, H, W] in [-1, 1] -> y [N, 3, H, W] in [-1, 1] through a 1x1 bottleneck, no skips.
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose"):
+    `dropout`: the CDk layers' rate (paper: 0.5). A documented variant, 0, drops them: here the
+    first three decoder layers carry the whole 1x1 code, and dropping half of it at every step
+    teaches G to draw what survives any half of it, the mean color in a rough silhouette; the
+    U-Net's skips carry the sketch around them (README, Pix2Pix)."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose",
+                 dropout: float = 0.5):
         super().__init__()
         self.encoder = _encoder(in_channels, ngf)
         blocks, c = [], parse_spec(ENCODER, ngf)[-1][0]
-        for k, dropout in parse_spec(DECODER, ngf):
-            blocks.append(DecodeBlock(c, k, dropout, upsample))
+        for k, cd in parse_spec(DECODER, ngf):
+            blocks.append(DecodeBlock(c, k, dropout if cd else 0.0, upsample))
             c = k
         self.decoder = nn.ModuleList(blocks)
         self.out = up(c, out_channels, upsample)  # "a convolution ... to 3 channels"
@@ -134,9 +140,10 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
 
 class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
     """The encoder-decoder with skips: encoder layer i is concatenated to decoder layer n - i, so
-    low-level information (here: where the lines are) bypasses the bottleneck."""
+    low-level information (here: where the lines are) bypasses the bottleneck. `dropout` as there."""
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose"):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose",
+                 dropout: float = 0.5):
         super().__init__()
         self.encoder = _encoder(in_channels, ngf)
         skips = [k for k, _ in parse_spec(ENCODER, ngf)][-2::-1]  # mirrored: 512, 512, ..., 128, 64
@@ -144,7 +151,8 @@ class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
         ins = parse_spec(UNET_DECODER, ngf)
         # The paper's string must equal what the skips produce: previous output + mirrored skip.
         assert [k for k, _ in ins[1:]] == [o + s for o, s in zip(outs, skips)], "UNET_DECODER does not match"
-        self.decoder = nn.ModuleList(DecodeBlock(i, o, dropout, upsample) for (i, dropout), o in zip(ins, outs))
+        self.decoder = nn.ModuleList(DecodeBlock(i, o, dropout if cd else 0.0, upsample)
+                                     for (i, cd), o in zip(ins, outs))
         self.out = up(ins[-1][0], out_channels, upsample)
         init_weights(self)
 

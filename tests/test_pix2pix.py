@@ -359,3 +359,21 @@ def test_batched_paper_jitter_keeps_pairs_aligned(tmp_path):
     assert x.shape == (4, 3, 256, 256) and x.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(x, y) and x.min() >= -1 and x.max() <= 1
     assert len({tuple(t.flatten()[:2000].tolist()) for t in x}) > 1  # each image its own crop / flip
+
+
+@pytest.mark.parametrize("cls", [EncoderDecoderGenerator, UNetGenerator])
+def test_dropout_zero_variant_has_no_noise_and_loads_as_saved(cls, tmp_path):
+    """dropout=0 drops the CDk layers' dropout (the bundled encoder-decoder's variant): the same
+    weights as the paper's G, so a paper G's state loads into it, and its config says it."""
+    torch.manual_seed(0)
+    paper, variant = cls(ngf=4), cls(ngf=4, dropout=0)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in paper.modules()) == 3
+    assert not any(isinstance(m, torch.nn.Dropout) for m in variant.modules())
+    variant.load_state_dict(paper.state_dict())
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    at_test_time(variant, stochastic=True)  # the paper's test-time noise: none left to draw
+    assert torch.equal(variant(x), variant(x))
+    at_test_time(paper, stochastic=True)
+    assert not torch.equal(paper(x), paper(x))
+    variant.save_pretrained(tmp_path / "g")
+    assert not any(isinstance(m, torch.nn.Dropout) for m in load_generator(tmp_path / "g").modules())
