@@ -377,3 +377,19 @@ def test_dropout_zero_variant_has_no_noise_and_loads_as_saved(cls, tmp_path):
     assert not torch.equal(paper(x), paper(x))
     variant.save_pretrained(tmp_path / "g")
     assert not any(isinstance(m, torch.nn.Dropout) for m in load_generator(tmp_path / "g").modules())
+
+
+def test_bundled_generators_meet_their_targets_on_the_real_pairs(shared_data):
+    """The shipped weights, scored as the README and model cards score them (condgen.evaluate
+    pix2pix on the 24 real Sketch2Pokemon pairs no model trained on): the issue's targets, and the
+    U-Net ahead of the encoder-decoder. Swapping in weaker weights fails here, not on a visitor's screen."""
+    from condgen import evaluate
+    from condgen.hub import BUNDLED
+
+    unet, ed = BUNDLED / "pix2pix-unet", BUNDLED / "pix2pix-encoder-decoder"
+    rows = evaluate.main(["pix2pix", "--pairs", str(shared_data / "pokemon" / "sketch2pokemon-val"),
+                          "--weights", str(unet), str(ed)])
+    u, e = rows[f"UNetGenerator {unet}"], rows[f"EncoderDecoderGenerator {ed}"]
+    assert u["chroma_tv_ratio"] <= 2.0 and u["outline_ratio"] >= 0.8, u  # no speckle, dark lines
+    assert u["L1"] <= 0.125 and u["SSIM"] >= 0.62 and 0.6 <= u["colorfulness_ratio"] <= 1.4, u
+    assert u["L1"] < e["L1"] and u["SSIM"] > e["SSIM"], (u, e)  # the skips pay, as in the paper
