@@ -31,7 +31,8 @@ from condgen.precision import CHOICES, autocast
 from condgen.sample import noise_batches, training_grid
 
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["model", "subset", "g_batchnorm", "batch_size", "lr", "beta1", "real_label", "ema", "seed", "init_from"]
+RESUME_KEYS = ["model", "subset", "g_batchnorm", "d_minibatch_std", "d_minibatch_std_groups", "batch_size", "lr",
+               "beta1", "real_label", "ema", "seed", "init_from"]
 
 
 def parse_args(argv=None):
@@ -47,6 +48,10 @@ def parse_args(argv=None):
     p.add_argument("--d-minibatch-std", type=int, default=0, metavar="GROUP",
                    help="D sees the minibatch standard deviation over groups of GROUP samples (Karras et al. 2018) "
                         "before its last layer, against mode collapse (0: the tutorial's D, the cGAN paper's Maxout D)")
+    p.add_argument("--d-minibatch-std-groups", choices=["batch", "label"], default="batch",
+                   help="cgan: which samples form a minibatch-std group: consecutive ones of the shuffled batch "
+                        "(mixed digits), or of the batch sorted by label (one digit each: the variety of one "
+                        "digit's strokes, which the label does not spread)")
     p.add_argument("--g-widths", default=None,
                    help="G's hidden widths, comma-separated (default: the tutorial's, gan 128,256,512 and cgan "
                         "256,256,512 for the z path, c path and joint layer; the cGAN paper's is 200,1000,1200)")
@@ -170,6 +175,7 @@ def main(args):
     start_epoch, history = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
 
     out, steps_per_epoch = args.out, n // (args.batch_size * world_size)
+    by_label = conditional and args.d_minibatch_std and args.d_minibatch_std_groups == "label"
     # what is published if no epoch is left to run (--resume of a finished run): G_ema was saved
     # with the statistics recalibrate_batchnorm gave it
     G_pub = G_ema if args.ema else G
@@ -181,6 +187,8 @@ def main(args):
         bar = run.progress(batches, steps_per_epoch, epoch, args.epochs, master_process)
         for i, idx in enumerate(bar):
             idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size images
+            if by_label:  # fakes take the real labels, so both halves of D's batch sort alike
+                idx = idx[c_all[idx].argsort(stable=True)]
             stats = train_step(G_train, D_train, opt_G, opt_D, x_all[idx], c_all[idx] if conditional else None,
                                args.real_label, amp)
             if args.ema:

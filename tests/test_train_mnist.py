@@ -188,3 +188,22 @@ def test_init_from_starts_from_a_run_and_lr_decays_to_zero(mnist_root, tmp_path,
     assert near < 0.5 * far
     with pytest.raises(SystemExit, match="cannot start from"):
         run(mnist_root, tmp_path / "bad", "--model", "gan", "--epochs", "1", "--init-from", str(tmp_path / "first"))
+
+
+@pytest.mark.parametrize("groups", ["batch", "label"])
+def test_minibatch_std_groups_by_label_sort_each_batch(mnist_root, tmp_path, monkeypatch, groups):
+    """--d-minibatch-std-groups label: every batch D sees is sorted by digit (fakes take the real
+    labels), so a group of consecutive samples is mostly one digit; batch keeps the shuffled order."""
+    seen = []
+    step = train_mnist.train_step
+
+    def recording_step(G, D, opt_G, opt_D, x, c, *rest):
+        seen.append(c.clone())
+        return step(G, D, opt_G, opt_D, x, c, *rest)
+
+    monkeypatch.setattr(train_mnist, "train_step", recording_step)
+    run(mnist_root, tmp_path / groups, "--model", "cgan", "--epochs", "1", "--d-minibatch-std", "8",
+        "--d-minibatch-std-groups", groups)
+    assert len(seen) == 512 // 64
+    in_order = [bool((c[1:] >= c[:-1]).all()) for c in seen]
+    assert all(in_order) if groups == "label" else not any(in_order), in_order
