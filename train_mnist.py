@@ -31,8 +31,8 @@ from condgen.precision import CHOICES, autocast
 from condgen.sample import noise_batches, training_grid
 
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["model", "subset", "g_batchnorm", "d_minibatch_std", "d_minibatch_std_groups", "batch_size", "lr",
-               "beta1", "real_label", "ema", "seed", "init_from"]
+RESUME_KEYS = ["model", "subset", "g_batchnorm", "d_minibatch_std", "d_minibatch_std_groups", "d_dropout",
+               "batch_size", "lr", "beta1", "real_label", "ema", "seed", "init_from"]
 
 
 def parse_args(argv=None):
@@ -48,6 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--d-minibatch-std", type=int, default=0, metavar="GROUP",
                    help="D sees the minibatch standard deviation over groups of GROUP samples (Karras et al. 2018) "
                         "before its last layer, against mode collapse (0: the tutorial's D, the cGAN paper's Maxout D)")
+    p.add_argument("--d-dropout", type=float, default=0.5,
+                   help="cgan: dropout rate of the Maxout D's hidden layers (the cGAN paper's 0.5)")
     p.add_argument("--d-minibatch-std-groups", choices=["batch", "label"], default="batch",
                    help="cgan: which samples form a minibatch-std group: consecutive ones of the shuffled batch "
                         "(mixed digits), or of the batch sorted by label (one digit each: the variety of one "
@@ -92,6 +94,8 @@ def parse_args(argv=None):
     if args.d_minibatch_std < 0 or (args.d_minibatch_std and args.batch_size % args.d_minibatch_std):
         p.error(f"--d-minibatch-std needs a --batch-size that is a multiple of it (got {args.d_minibatch_std}, "
                 f"batch {args.batch_size})")
+    if not 0 <= args.d_dropout < 1:
+        p.error(f"--d-dropout must be in [0, 1), got {args.d_dropout}")
     if not 0.0 < args.real_label <= 1.0:
         p.error(f"--real-label must be in (0, 1], got {args.real_label}")
     if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1):  # also refuses nan
@@ -238,7 +242,7 @@ def build_models(args):
     """(G, D) for --model, on the CPU."""
     widths = {"widths": args.g_widths} if args.g_widths else {}
     if args.model == "cgan":
-        D = DiscriminatorCGAN(minibatch_std=args.d_minibatch_std)
+        D = DiscriminatorCGAN(minibatch_std=args.d_minibatch_std, dropout=args.d_dropout)
         return GeneratorCGAN(batchnorm=args.g_batchnorm, **widths), D
     return GeneratorGAN(batchnorm=args.g_batchnorm, **widths), DiscriminatorGAN(minibatch_std=args.d_minibatch_std)
 

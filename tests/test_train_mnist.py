@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 import train_mnist
 from condgen.checkpoint import load_state
-from condgen.mnist import GeneratorCGAN
+from condgen.mnist import DiscriminatorCGAN, GeneratorCGAN
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,6 +93,7 @@ def test_killed_run_resumes_from_its_last_epoch(mnist_root, tmp_path):
     (["--model", "vae"], "invalid choice: 'vae'"),
     (["--model", "gan", "--epochs", "0"], "--epochs must be >= 1"),
     (["--model", "gan", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--model", "cgan", "--d-dropout", "1"], "--d-dropout must be in [0, 1)"),
 ])
 def test_bad_cli_input_is_a_clear_error(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -203,7 +204,8 @@ def test_minibatch_std_groups_by_label_sort_each_batch(mnist_root, tmp_path, mon
 
     monkeypatch.setattr(train_mnist, "train_step", recording_step)
     run(mnist_root, tmp_path / groups, "--model", "cgan", "--epochs", "1", "--d-minibatch-std", "8",
-        "--d-minibatch-std-groups", groups)
+        "--d-minibatch-std-groups", groups, "--d-dropout", "0.2")
+    assert DiscriminatorCGAN.from_pretrained(tmp_path / groups / "discriminator").drop.p == 0.2
     assert len(seen) == 512 // 64
     in_order = [bool((c[1:] >= c[:-1]).all()) for c in seen]
     assert all(in_order) if groups == "label" else not any(in_order), in_order
