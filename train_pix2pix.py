@@ -70,10 +70,10 @@ def parse_args(argv=None):
     p.add_argument("--ndf", type=int, default=64, help="discriminator width (paper: 64)")
     p.add_argument("--patch", type=int, choices=PATCH_SIZES, default=70,
                    help="discriminator's receptive field: the paper's 70x70 PatchGAN, or its 1x1 PixelGAN (Sec. 4.4: "
-                        "colour without texture; the bundled encoder-decoder's)")
+                        "judges each pixel's color, not texture)")
     p.add_argument("--dropout", type=float, default=0.5,
                    help="rate of the decoder's CDk dropout (paper: 0.5, its noise z; 0: none, a variant for the "
-                        "encoder-decoder, whose 1x1 code it halves at every step)")
+                        "encoder-decoder, whose whole 1x1 code passes through those layers)")
     p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
                    help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 "
                         "convolution (Odena et al. 2016, no checkerboard)")
@@ -84,8 +84,7 @@ def parse_args(argv=None):
                         "size (paper: 1)")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G (and D, unless --lr-d)")
     p.add_argument("--lr-d", type=float, default=None,
-                   help="D's Adam learning rate, on the same schedule (default: --lr). Lower slows a PatchGAN that "
-                        "wins outright (loss_D -> 0), whose gradient then paints texture into G's output")
+                   help="D's Adam learning rate, on the same schedule as G's (default: --lr): the D:G balance")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
     p.add_argument("--lr-decay-epochs", type=int, default=0,

@@ -113,9 +113,9 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
     """x [N, 3, H, W] in [-1, 1] -> y [N, 3, H, W] in [-1, 1] through a 1x1 bottleneck, no skips.
 
     `dropout`: the CDk layers' rate (paper: 0.5). A documented variant, 0, drops them: here the
-    first three decoder layers carry the whole 1x1 code, and dropping half of it at every step
-    teaches G to draw what survives any half of it, the mean color in a rough silhouette; the
-    U-Net's skips carry the sketch around them (README, Pix2Pix)."""
+    first three decoder layers carry the whole 1x1 code (the U-Net's skips carry the sketch around
+    them), and dropout halves it at every training step. Measured from the bundled weights: the
+    outline ratio 0.41 -> 0.51 after one epoch without it, no better picture (README, Pix2Pix)."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose",
                  dropout: float = 0.5):
@@ -177,9 +177,10 @@ class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
     `patch=1` is the paper's 1x1 PixelGAN instead (Sec. 4.4, Fig. 6: it "encourages greater color
     diversity but has no effect on spatial statistics"): logits [N, 1, H, W], one per pixel, from
     1x1 convolutions (PIXELGAN; as the official code's PixelDiscriminator). It judges each pixel's
-    color given the sketch's pixel there, so it asks for saturated colors and dark ink without
-    rewarding texture: a PatchGAN against a generator that cannot draw detail (the encoder-decoder)
-    wins outright and its gradient paints a checkerboard of dots instead (README, Pix2Pix).
+    color given the sketch's pixel there, so it cannot ask for texture, where a PatchGAN that wins
+    outright against a generator unable to draw detail (the encoder-decoder) makes its transposed
+    convolutions paint a checkerboard. Tried on the encoder-decoder it stayed near chance: beige is
+    a plausible color for any one pixel (README, Pix2Pix).
     """
 
     def __init__(self, in_channels: int = 6, ndf: int = 64, patch: int = 70):
