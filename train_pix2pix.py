@@ -131,12 +131,14 @@ def parse_args(argv=None):
         p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
         p.error(f"--lr-decay-epochs must be in 0..{args.epochs}, got {args.lr_decay_epochs}")
+    inf = float("inf")  # the chained comparisons also refuse nan
+    if not (0 < args.lr < inf and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < inf):
+        p.error(f"--lr must be a positive number, --beta1 in [0, 1) and --lambda-l1 >= 0, got {args.lr}, "
+                f"{args.beta1}, {args.lambda_l1}")
     if args.lr_d is None:
         args.lr_d = args.lr
-    inf = float("inf")  # the chained comparisons also refuse nan
-    if not (0 < args.lr < inf and 0 < args.lr_d < inf and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < inf):
-        p.error(f"--lr and --lr-d must be positive numbers, --beta1 in [0, 1) and --lambda-l1 >= 0, got {args.lr}, "
-                f"{args.lr_d}, {args.beta1}, {args.lambda_l1}")
+    elif not 0 < args.lr_d < inf:
+        p.error(f"--lr-d must be a positive number, got {args.lr_d}")
     if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
         p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     args.out = Path(args.out.replace("<generator>", args.generator))

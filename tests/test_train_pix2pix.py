@@ -119,7 +119,7 @@ def test_l1_only_encoder_decoder_fp16_weights(tiny_data, tmp_path):
     assert "L1 only" in (tmp_path / "run" / "generator" / "README.md").read_text()
 
 
-def test_script_refuses_bad_input(tiny_data, tmp_path):
+def test_script_refuses_bad_input(tiny_data, tmp_path, capsys):
     base = ["--data", str(tiny_data / "train"), "--val", "none", "--ngf", "4", "--ndf", "4", "--batch-size", "2"]
     with pytest.raises(SystemExit, match="error: no pair folder"):
         train_pix2pix.main(train_pix2pix.parse_args([*base, "--data", str(tmp_path / "missing"), "--out",
@@ -129,10 +129,12 @@ def test_script_refuses_bad_input(tiny_data, tmp_path):
     with pytest.raises(SystemExit, match="cannot resume"):
         train_pix2pix.main(train_pix2pix.parse_args([*base, "--resume", "--out", str(tmp_path / "c")]))
     for bad in (["--epochs", "0"], ["--lr-decay-epochs", "500"], ["--generator", "resnet"], ["--lr-d", "0"],
-                ["--lr-d", "nan"]):
+                ["--lr-d", "nan"], ["--dropout", "1"]):
         with pytest.raises(SystemExit) as e:
             train_pix2pix.parse_args([*base, *bad])
         assert e.value.code == 2
+        flag = bad[0] if bad[0] in ("--lr-d", "--dropout") else None
+        assert flag is None or f"{flag} must be" in capsys.readouterr().err, bad
 
 
 def test_renderings_ema_resize_save_every_resume_and_init_from(tiny_data, tmp_path):
