@@ -33,13 +33,13 @@ from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_ba
 from condgen.ema import recalibrate_batchnorm, update_ema
 from condgen.evaluate_pix2pix import baselines, predict, scores, table
 from condgen.hub import push_error
-from condgen.pix2pix import GENERATOR_CLASSES, PATCH_SIZES, Discriminator
+from condgen.pix2pix import BOTTLENECKS, GENERATOR_CLASSES, PATCH_SIZES, Discriminator
 from condgen.precision import CHOICES, autocast, default_channels_last
 
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
 RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "upsample", "dropout",
-               "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
+               "bottleneck", "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -74,6 +74,9 @@ def parse_args(argv=None):
     p.add_argument("--dropout", type=float, default=0.5,
                    help="rate of the decoder's CDk dropout (paper: 0.5, its noise z; 0: none, a variant for the "
                         "encoder-decoder, whose whole 1x1 code passes through those layers)")
+    p.add_argument("--bottleneck", type=int, choices=BOTTLENECKS, default=1,
+                   help="encoder-decoder only: the code's size for a 256x256 sketch (paper: 1x1, all eight encoder "
+                        "layers; 8: a variant that keeps five, an 8x8 code, still no skips)")
     p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
                    help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 "
                         "convolution (Odena et al. 2016, no checkerboard)")
@@ -127,6 +130,9 @@ def parse_args(argv=None):
         p.error(f"--subset {args.subset} is smaller than --batch-size {args.batch_size}")
     if not 0 <= args.dropout < 1:
         p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.bottleneck != 1 and args.generator != "encoder-decoder":
+        p.error(f"--bottleneck {args.bottleneck} is for --generator encoder-decoder (the U-Net's skips need all "
+                "eight layers)")
     if not 0 <= args.ema < 1:
         p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
@@ -259,7 +265,8 @@ def main(args):
 
 def build_models(args):
     """(G, D) for the architecture flags, on the CPU."""
-    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample, dropout=args.dropout),
+    extra = {"bottleneck": args.bottleneck} if args.generator == "encoder-decoder" else {}
+    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample, dropout=args.dropout, **extra),
             Discriminator(ndf=args.ndf, patch=args.patch))
 
 
@@ -328,7 +335,8 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     renderings = ", ".join(names)
     processes = f" x {world_size} processes" if world_size > 1 else ""
     d = "70x70 PatchGAN" if args.patch == 70 else "1x1 PixelGAN"
-    training = [f"recipe: ngf {args.ngf}, {d} ndf {args.ndf}, up-convolutions `{args.upsample}`, dropout "
+    code = f"{args.bottleneck}x{args.bottleneck} code, " if args.generator == "encoder-decoder" else ""
+    training = [f"recipe: ngf {args.ngf}, {code}{d} ndf {args.ndf}, up-convolutions `{args.upsample}`, dropout "
                 f"{args.dropout}, {published}, lambda_L1 {args.lambda_l1}, "
                 f"lr {args.lr}{f' (D: {args.lr_d})' if args.lr_d != args.lr else ''} "
                 f"({args.lr_decay_epochs} epochs of linear decay), "

@@ -393,3 +393,30 @@ def test_bundled_generators_meet_their_targets_on_the_real_pairs(shared_data):
     assert u["chroma_tv_ratio"] <= 2.0 and u["outline_ratio"] >= 0.8, u  # no speckle, dark lines
     assert u["L1"] <= 0.125 and u["SSIM"] >= 0.62 and 0.6 <= u["colorfulness_ratio"] <= 1.4, u
     assert u["L1"] < e["L1"] and u["SSIM"] > e["SSIM"], (u, e)  # the skips pay, as in the paper
+
+
+def test_encoder_decoder_bottleneck_variant_keeps_an_8x8_code_and_no_skips(tmp_path):
+    """bottleneck=8 stops the encoder after five layers (C64-C128-C256-C512-C512) and decodes with
+    the paper's last four (C512-C256-C128-C64): an 8x8 code, still no path around it."""
+    torch.manual_seed(0)
+    G = EncoderDecoderGenerator(ngf=8, bottleneck=8)
+    assert [b[0].out_channels for b in G.encoder] == [8, 16, 32, 64, 64]
+    assert [b[0].out_channels for b in G.decoder] == [64, 32, 16, 8]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in G.modules())  # the CD layers are the ones cut
+    codes = []
+    hook = G.encoder[-1].register_forward_hook(lambda module, inputs, output: codes.append(output.shape))
+    a, b = torch.rand(2, 1, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        unblocked = (G(a) - G(b)).abs().max().item()
+    hook.remove()
+    assert codes[0] == (1, 64, 8, 8) and unblocked > 1e-3
+    hook = _zero_bottleneck(G)
+    with torch.no_grad():
+        assert torch.equal(G(a), G(b))  # all it knows of the sketch passes through the code
+    hook.remove()
+    G.eval().save_pretrained(tmp_path / "g")
+    G2 = load_generator(tmp_path / "g")
+    assert isinstance(G2, EncoderDecoderGenerator) and len(G2.encoder) == 5
+    assert torch.equal(G(a), G2(a))
+    with pytest.raises(ValueError, match="bottleneck must be one of"):
+        EncoderDecoderGenerator(ngf=8, bottleneck=3)

@@ -129,12 +129,13 @@ def test_script_refuses_bad_input(tiny_data, tmp_path, capsys):
     with pytest.raises(SystemExit, match="cannot resume"):
         train_pix2pix.main(train_pix2pix.parse_args([*base, "--resume", "--out", str(tmp_path / "c")]))
     for bad in (["--epochs", "0"], ["--lr-decay-epochs", "500"], ["--generator", "resnet"], ["--lr-d", "0"],
-                ["--lr-d", "nan"], ["--dropout", "1"]):
+                ["--lr-d", "nan"], ["--dropout", "1"], ["--bottleneck", "3"], ["--bottleneck", "8"]):
         with pytest.raises(SystemExit) as e:
             train_pix2pix.parse_args([*base, *bad])
         err = capsys.readouterr().err  # read every time: each message checked alone, not with the ones before it
         assert e.value.code == 2
         assert bad[0] not in ("--lr-d", "--dropout") or f"{bad[0]} must be" in err, (bad, err)
+        assert bad != ["--bottleneck", "8"] or "is for --generator encoder-decoder" in err, err  # the U-Net default
 
 
 def test_renderings_ema_resize_save_every_resume_and_init_from(tiny_data, tmp_path):
@@ -191,3 +192,15 @@ def test_lr_d_sets_the_discriminators_rate_on_the_same_schedule(tiny_data, tmp_p
     assert "lr 0.001 (D: 1e-05)" in (out / "generator" / "README.md").read_text()
     r = _train(tiny_data, out, "--epochs", "3", "--lr", "1e-3", "--val", "none", "--resume")
     assert r.returncode != 0 and "--lr-d 1e-05" in r.stderr, r.stderr
+
+
+def test_bottleneck_variant_trains_reports_and_guards_resume(tiny_data, tmp_path):
+    out = tmp_path / "ed8"
+    flags = ["--generator", "encoder-decoder", "--bottleneck", "8", "--val", "none"]
+    r = _train(tiny_data, out, "--epochs", "1", *flags)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "generator" / "config.json").read_text())["bottleneck"] == 8
+    assert "8x8 code" in (out / "generator" / "README.md").read_text()
+    assert len(load_generator(out / "generator").encoder) == 5
+    r = _train(tiny_data, out, "--epochs", "2", "--resume", *flags[:2], "--val", "none")
+    assert r.returncode != 0 and "--bottleneck 8" in r.stderr, r.stderr
