@@ -94,6 +94,16 @@ def describe(name, loaded):
     return weights.describe(name, loaded, MODELS[name][1])
 
 
+def variant_note(loaded):
+    """' (a variant: ...)' for a generator that is not the paper's architecture, else ''."""
+    encoder = getattr(loaded.G, "encoder", None)
+    if type(loaded.G).__name__ != "EncoderDecoderGenerator" or len(encoder) == 8:
+        return ""
+    side = 256 >> len(encoder)  # each encoder layer halves the 256 px sketch
+    return (f" (a variant: no skips as in the paper, but a {side}x{side} code where the paper's is 1x1, which "
+            "learned only a cream silhouette on our data)")
+
+
 def served_generator(models, name):
     """The served generator of that name, or a gr.Error saying how to get weights for it."""
     if models[name].G is None:
@@ -239,7 +249,8 @@ def create_sketch_demo(models, demo):
         return colorize_each(to_rgb(serving.within_size_limits(image)), generator, stochastic)
 
     def intro():
-        sources = "; ".join(f"{label}: {describe(n, models[n])}" for label, n in GENERATORS.items())
+        sources = "; ".join(f"{label}: {describe(n, models[n])}{variant_note(models[n])}"
+                            for label, n in GENERATORS.items())
         first = Path(EXAMPLES[0]).name if EXAMPLES else "nothing"
         return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch, on any paper), pick a generator, "
                 f"Colorize (shown first: {first}, an example, colorized by the U-Net). "

@@ -21,6 +21,9 @@ convolution by a nearest-neighbour 2x resize and a 3x3 convolution (Odena et al.
 output pixel of a stride-2 transposed convolution is made by one of four interleaved sub-kernels,
 and any mismatch between them shows as a checkerboard that G must learn to cancel; after a resize
 every output pixel sees the same kernel.
+
+Another, for the encoder-decoder only: `bottleneck=8` stops its encoder after five layers, an 8x8
+code instead of the paper's 1x1 vector, still with no skips (see EncoderDecoderGenerator).
 """
 
 import copy

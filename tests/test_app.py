@@ -382,3 +382,13 @@ def test_a_local_folder_given_but_missing_is_said_in_the_tab(tmp_path):
     models = app.load_models(app.parse_args(["--cgan-dir", str(tmp_path / "typo")]))
     said = app.describe("cgan", models["cgan"])
     assert said.startswith("the bundled weights") and f"no such folder: {tmp_path / 'typo'}" in said, said
+
+
+def test_the_sketch_tab_names_an_encoder_decoder_that_is_not_the_papers():
+    from condgen.pix2pix import EncoderDecoderGenerator, UNetGenerator
+    from condgen.weights import Loaded
+
+    note = app.variant_note(Loaded(EncoderDecoderGenerator(ngf=4, bottleneck=8), None, "bundled x"))
+    assert "8x8 code" in note and "paper's is 1x1" in note, note
+    for G in (EncoderDecoderGenerator(ngf=4), UNetGenerator(ngf=4), None):
+        assert app.variant_note(Loaded(G, None, "bundled x")) == ""
