@@ -99,9 +99,14 @@ def variant_note(loaded):
     encoder = getattr(loaded.G, "encoder", None)
     if type(loaded.G).__name__ != "EncoderDecoderGenerator" or len(encoder) == 8:
         return ""
+    import torch
+
     side = 256 >> len(encoder)  # each encoder layer halves the 256 px sketch
-    return (f" (a variant: no skips as in the paper, but a {side}x{side} code where the paper's is 1x1, which "
-            "learned only a cream silhouette on our data)")
+    note = (f" (a variant: no skips as in the paper, but a code of {side}x{side} where the paper's is 1x1, which "
+            "learned only a cream silhouette on our data")
+    if not any(isinstance(m, torch.nn.Dropout) for m in loaded.G.modules()):
+        note += "; it has no dropout, so 'stochastic' leaves it unchanged"
+    return note + ")"
 
 
 def served_generator(models, name):

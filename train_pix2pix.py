@@ -336,8 +336,11 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     processes = f" x {world_size} processes" if world_size > 1 else ""
     d = "70x70 PatchGAN" if args.patch == 70 else "1x1 PixelGAN"
     code = f"{args.bottleneck}x{args.bottleneck} code, " if args.generator == "encoder-decoder" else ""
+    # the paper's three CD layers decode the 1x1, 2x2 and 4x4 maps: a bottleneck of 8 cuts them all
+    cut = BOTTLENECKS.index(args.bottleneck) >= 3 if args.generator == "encoder-decoder" else False
+    dropout = "none (its CD layers are among those cut)" if cut else args.dropout
     training = [f"recipe: ngf {args.ngf}, {code}{d} ndf {args.ndf}, up-convolutions `{args.upsample}`, dropout "
-                f"{args.dropout}, {published}, lambda_L1 {args.lambda_l1}, "
+                f"{dropout}, {published}, lambda_L1 {args.lambda_l1}, "
                 f"lr {args.lr}{f' (D: {args.lr_d})' if args.lr_d != args.lr else ''} "
                 f"({args.lr_decay_epochs} epochs of linear decay), "
                 f"sketch renderings: {renderings}",

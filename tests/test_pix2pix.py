@@ -392,6 +392,7 @@ def test_bundled_generators_meet_their_targets_on_the_real_pairs(shared_data):
     u, e = rows[f"UNetGenerator {unet}"], rows[f"EncoderDecoderGenerator {ed}"]
     assert u["chroma_tv_ratio"] <= 2.0 and u["outline_ratio"] >= 0.8, u  # no speckle, dark lines
     assert u["L1"] <= 0.125 and u["SSIM"] >= 0.62 and 0.6 <= u["colorfulness_ratio"] <= 1.4, u
+    assert e["chroma_tv_ratio"] <= 2.5 and e["outline_ratio"] >= 0.5 and e["L1"] <= 0.14, e
     assert u["L1"] < e["L1"] and u["SSIM"] > e["SSIM"], (u, e)  # the skips pay, as in the paper
 
 

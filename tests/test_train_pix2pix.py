@@ -200,7 +200,8 @@ def test_bottleneck_variant_trains_reports_and_guards_resume(tiny_data, tmp_path
     r = _train(tiny_data, out, "--epochs", "1", *flags)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "generator" / "config.json").read_text())["bottleneck"] == 8
-    assert "8x8 code" in (out / "generator" / "README.md").read_text()
+    card = (out / "generator" / "README.md").read_text()
+    assert "8x8 code" in card and "dropout none" in card, card
     assert len(load_generator(out / "generator").encoder) == 5
     r = _train(tiny_data, out, "--epochs", "2", "--resume", *flags[:2], "--val", "none")
     assert r.returncode != 0 and "--bottleneck 8" in r.stderr, r.stderr
