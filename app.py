@@ -96,12 +96,11 @@ def describe(name, loaded):
 
 def variant_note(loaded):
     """' (a variant: ...)' for a generator that is not the paper's architecture, else ''."""
-    encoder = getattr(loaded.G, "encoder", None)
-    if type(loaded.G).__name__ != "EncoderDecoderGenerator" or len(encoder) == 8:
+    side = getattr(loaded.G, "bottleneck", 1)  # the encoder-decoder's code size; the paper's is 1
+    if side == 1:
         return ""
     import torch
 
-    side = 256 >> len(encoder)  # each encoder layer halves the 256 px sketch
     note = (f" (a variant: no skips as in the paper, but a code of {side}x{side} where the paper's is 1x1, which "
             "learned only a cream silhouette on our data")
     if not any(isinstance(m, torch.nn.Dropout) for m in loaded.G.modules()):

@@ -33,7 +33,7 @@ from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_ba
 from condgen.ema import recalibrate_batchnorm, update_ema
 from condgen.evaluate_pix2pix import baselines, predict, scores, table
 from condgen.hub import push_error
-from condgen.pix2pix import BOTTLENECKS, GENERATOR_CLASSES, PATCH_SIZES, Discriminator
+from condgen.pix2pix import BOTTLENECKS, GENERATOR_CLASSES, PATCH_SIZES, Discriminator, decoder_spec
 from condgen.precision import CHOICES, autocast, default_channels_last
 
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
@@ -337,7 +337,7 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     d = "70x70 PatchGAN" if args.patch == 70 else "1x1 PixelGAN"
     code = f"{args.bottleneck}x{args.bottleneck} code, " if args.generator == "encoder-decoder" else ""
     # the paper's three CD layers decode the 1x1, 2x2 and 4x4 maps: a bottleneck of 8 cuts them all
-    cut = BOTTLENECKS.index(args.bottleneck) >= 3 if args.generator == "encoder-decoder" else False
+    cut = args.generator == "encoder-decoder" and not any(cd for _, cd in decoder_spec(64, args.bottleneck))
     dropout = "none (its CD layers are among those cut)" if cut else args.dropout
     training = [f"recipe: ngf {args.ngf}, {code}{d} ndf {args.ndf}, up-convolutions `{args.upsample}`, dropout "
                 f"{dropout}, {published}, lambda_L1 {args.lambda_l1}, "

@@ -113,6 +113,14 @@ def _check_size(x):
         raise ValueError(f"expected input [N, C, H, W] with H and W multiples of 256, got {list(x.shape)}")
 
 
+def decoder_spec(ngf, bottleneck=1):
+    """The encoder-decoder's decoder layers for a code of bottleneck x bottleneck (paper: 1): the
+    last ones of DECODER, one per encoder layer after the first, as (channels, dropout) pairs."""
+    if bottleneck not in BOTTLENECKS:
+        raise ValueError(f"bottleneck must be one of {BOTTLENECKS}, got {bottleneck}")
+    return parse_spec(DECODER, ngf)[BOTTLENECKS.index(bottleneck):]
+
+
 class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
     """x [N, 3, H, W] in [-1, 1] -> y [N, 3, H, W] in [-1, 1] through a 1x1 bottleneck, no skips.
 
@@ -132,12 +140,12 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose",
                  dropout: float = 0.5, bottleneck: int = 1):
         super().__init__()
-        if bottleneck not in BOTTLENECKS:
-            raise ValueError(f"bottleneck must be one of {BOTTLENECKS}, got {bottleneck}")
-        layers = 8 - BOTTLENECKS.index(bottleneck)  # each encoder layer halves 256 -> ... -> bottleneck
+        self.bottleneck = bottleneck
+        spec = decoder_spec(ngf, bottleneck)
+        layers = len(spec) + 1  # each encoder layer halves 256 -> ... -> bottleneck; the decoder mirrors all but one
         self.encoder = _encoder(in_channels, ngf, layers)
         blocks, c = [], parse_spec(ENCODER, ngf)[layers - 1][0]
-        for k, cd in parse_spec(DECODER, ngf)[8 - layers:]:  # the decoder's last layers - 1 mirror them
+        for k, cd in spec:
             blocks.append(DecodeBlock(c, k, dropout if cd else 0.0, upsample))
             c = k
         self.decoder = nn.ModuleList(blocks)
