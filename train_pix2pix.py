@@ -31,15 +31,15 @@ from condgen import distributed, run
 from condgen.checkpoint import atomic_write
 from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_tanh_range
 from condgen.ema import recalibrate_batchnorm, update_ema
-from condgen.evaluate_pix2pix import baselines, predict, scores, table
+from condgen.evaluate_pix2pix import baselines, predict, scores, sketch_regions, table
 from condgen.hub import push_error
-from condgen.pix2pix import BOTTLENECKS, GENERATOR_CLASSES, PATCH_SIZES, Discriminator, decoder_spec
+from condgen.pix2pix import BOTTLENECKS, D_SCALES, GENERATOR_CLASSES, PATCH_SIZES, Discriminator, decoder_spec
 from condgen.precision import CHOICES, autocast, default_channels_last
 
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"]  # train_step's, in log.jsonl
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "upsample", "dropout",
-               "bottleneck", "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
+RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "d_scales", "upsample",
+               "dropout", "bottleneck", "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--patch", type=int, choices=PATCH_SIZES, default=70,
                    help="discriminator's receptive field: the paper's 70x70 PatchGAN, or its 1x1 PixelGAN (Sec. 4.4: "
                         "judges each pixel's color, not texture)")
+    p.add_argument("--d-scales", type=int, choices=D_SCALES, default=1,
+                   help="PatchGANs at 256, 128 and 64 px (pix2pixHD's multi-scale D, Wang et al. 2018: at 64 px a "
+                        "70x70 patch is the whole image), their losses averaged; 1: the paper's one PatchGAN")
     p.add_argument("--dropout", type=float, default=0.5,
                    help="rate of the decoder's CDk dropout (paper: 0.5, its noise z; 0: none, a variant for the "
                         "encoder-decoder, whose whole 1x1 code passes through those layers)")
@@ -133,6 +136,8 @@ def parse_args(argv=None):
     if args.bottleneck != 1 and args.generator != "encoder-decoder":
         p.error(f"--bottleneck {args.bottleneck} is for --generator encoder-decoder (the U-Net's skips need all "
                 "eight layers)")
+    if args.d_scales > 1 and args.patch != 70:
+        p.error(f"--d-scales {args.d_scales} is for the 70x70 PatchGAN (--patch 70)")
     if not 0 <= args.ema < 1:
         p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
@@ -161,9 +166,8 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
         # paper divides D's objective by 2, "which slows down the rate at which D learns relative
         # to G" (Sec. 3.3).
         with autocast(x.device, amp):
-            d_real, d_fake = D(x, y), D(x, fake.detach())  # (N, 1, 30, 30) logits each
-        loss_D_real = F.binary_cross_entropy_with_logits(d_real.float(), torch.ones_like(d_real, dtype=torch.float))
-        loss_D_fake = F.binary_cross_entropy_with_logits(d_fake.float(), torch.zeros_like(d_fake, dtype=torch.float))
+            d_real, d_fake = D(x, y, all_scales=True), D(x, fake.detach(), all_scales=True)  # [(N, 1, 30, 30), ..]
+        loss_D_real, loss_D_fake = bce(d_real, 1.0), bce(d_fake, 0.0)
         opt_D.zero_grad(set_to_none=True)
         (0.5 * (loss_D_real + loss_D_fake)).backward()
         opt_D.step()
@@ -173,8 +177,8 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
         # forward would wait in backward for gradients of D's weights that never come.
         D.requires_grad_(False)
         with autocast(x.device, amp):
-            d_fake = getattr(D, "module", D)(x, fake)
-        loss_G_GAN = F.binary_cross_entropy_with_logits(d_fake.float(), torch.ones_like(d_fake, dtype=torch.float))
+            d_fake = getattr(D, "module", D)(x, fake, all_scales=True)
+        loss_G_GAN = bce(d_fake, 1.0)
         D.requires_grad_(True)
     loss_G_L1 = (fake.float() - y).abs().mean()  # on [-1, 1]: twice the L1 that condgen.evaluate_pix2pix reports
     opt_G.zero_grad(set_to_none=True)
@@ -182,6 +186,14 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
     opt_G.step()
     return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN,
                                            loss_G_L1=loss_G_L1).items()}
+
+
+def bce(logits, target):
+    """BCE-with-logits of D's maps (one per scale) against target (1: real, 0: fake), in fp32. The
+    mean over the scales, not pix2pixHD's sum: with --d-scales 3 the adversarial term keeps the
+    weight it has against lambda_L1 * L1 in Eq. 4, shared between the scales."""
+    return torch.stack([F.binary_cross_entropy_with_logits(d.float(), torch.full_like(d, target, dtype=torch.float))
+                        for d in logits]).mean()
 
 
 def val_grid(x, fake, y, rows):
@@ -200,6 +212,8 @@ def main(args):
     # weights NHWC too they are not reordered at every call. Checkpoints store plain tensors.
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     data, x_val, y_val = load_data(args, device, world_size)
+    # the regions the val sketches' lines enclose, for the region-spread ratio: found once, not every epoch
+    regions_val = sketch_regions(x_val) if x_val is not None and master_process else None
 
     G, D = (m.to(device, memory_format=layout) for m in build_models(args))
     # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the bare modules that
@@ -247,7 +261,8 @@ def main(args):
             recalibrate(G_ema, data, epoch, args.batch_size, device, layout)
         G_pub = G_ema if G_ema is not None else G
         if x_val is not None:
-            history[-1]["val"] = validate(G_pub, x_val, y_val, amp, out / "val", epoch + 1, args.val_rows)
+            history[-1]["val"] = validate(G_pub, x_val, y_val, regions_val, amp, out / "val", epoch + 1,
+                                             args.val_rows)
         run.log_epoch(out, history)
         if save:  # every --save-every epochs: the publishable models, then the resume state
             meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
@@ -267,7 +282,7 @@ def build_models(args):
     """(G, D) for the architecture flags, on the CPU."""
     extra = {"bottleneck": args.bottleneck} if args.generator == "encoder-decoder" else {}
     return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample, dropout=args.dropout, **extra),
-            Discriminator(ndf=args.ndf, patch=args.patch))
+            Discriminator(ndf=args.ndf, patch=args.patch, scales=args.d_scales))
 
 
 def load_data(args, device, world_size):
@@ -293,12 +308,20 @@ def load_data(args, device, world_size):
 
 
 def init_from(args, G, D, G_ema, master_process):
-    """--init-from RUN (condgen.run.init_from); D starts fresh when --ndf or --patch differs from the run's."""
-    def shape(D):  # what --ndf and --patch set
-        return D.net[0][0].out_channels, D.patch
+    """--init-from RUN (condgen.run.init_from). D starts fresh when --ndf or --patch differs from the
+    run's; with more --d-scales than the run's D has, its scales are loaded and the coarser ones
+    start fresh (the paper's one PatchGAN is the finest scale of every D)."""
+    def load_D(saved, D):
+        if (saved.net[0][0].out_channels, saved.patch) != (D.net[0][0].out_channels, D.patch):
+            return f"D fresh: --ndf {args.ndf} or --patch {args.patch} differs from the saved one"
+        if saved.scales < D.scales:
+            D.net.load_state_dict(saved.net.state_dict())
+            D.coarser[:saved.scales - 1].load_state_dict(saved.coarser.state_dict())
+            return f"D: its {saved.scales} finest of {D.scales} scales from there, the coarser fresh (--d-scales)"
+        D.load_state_dict(saved.state_dict())  # strict: fewer scales than saved is a mismatch
+        return ""
 
-    run.init_from(args.init_from, G, D, G_ema, master_process, fresh_D=lambda saved, D: shape(saved) != shape(D),
-                  why_fresh=f"--ndf {args.ndf} or --patch {args.patch} differs from the saved one")
+    run.init_from(args.init_from, G, D, G_ema, master_process, load_D)
 
 
 def recalibrate(G_ema, data, epoch, batch_size, device, layout):
@@ -310,14 +333,14 @@ def recalibrate(G_ema, data, epoch, batch_size, device, layout):
                               count=100 // batch_size + 1)
 
 
-def validate(G, x_val, y_val, amp, folder, epoch, rows):
+def validate(G, x_val, y_val, regions_val, amp, folder, epoch, rows):
     """Scores on the validation pairs in eval mode (running BatchNorm statistics, no dropout: what
     colorize does), and their grid of sketch | output | truth rows."""
     with autocast(next(G.parameters()).device, amp):
         fake_val = predict(G, x_val)
     grid = val_grid(x_val, fake_val, y_val, rows)
     atomic_write(folder / f"epoch_{epoch:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
-    return scores(fake_val, y_val, x_val)
+    return scores(fake_val, y_val, x_val, regions_val)
 
 
 def write_card(out, args, history, device, x_val, y_val, world_size=1):
@@ -335,6 +358,8 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     renderings = ", ".join(names)
     processes = f" x {world_size} processes" if world_size > 1 else ""
     d = "70x70 PatchGAN" if args.patch == 70 else "1x1 PixelGAN"
+    if args.d_scales > 1:  # pix2pixHD's multi-scale D: the same PatchGAN on the pair at 1/2 and 1/4 size
+        d += f" at {args.d_scales} scales ({', '.join(f'{256 >> i} px' for i in range(args.d_scales))})"
     code = f"{args.bottleneck}x{args.bottleneck} code, " if args.generator == "encoder-decoder" else ""
     # the paper's three CD layers decode the 1x1, 2x2 and 4x4 maps: a bottleneck of 8 cuts them all
     cut = args.generator == "encoder-decoder" and not any(cd for _, cd in decoder_spec(64, args.bottleneck))

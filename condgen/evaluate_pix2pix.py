@@ -1,5 +1,6 @@
-"""Image metrics for sketch -> color: L1, PSNR, SSIM, colorfulness, and three that see what a
-person sees: chroma-TV ratio (speckle), outline ratio (kept lines) and blur-L1 (region colors).
+"""Image metrics for sketch -> color: L1, PSNR, SSIM, colorfulness, and four that see what a
+person sees: chroma-TV ratio (speckle), outline ratio (kept lines), blur-L1 (region colors) and
+region-spread ratio (one color per region).
 
     python -m condgen.evaluate pix2pix --pairs ../shared/data/pokemon/sketch2pokemon-val \\
         --weights weights/pix2pix-unet --sheet runs/sheet.png
@@ -16,7 +17,7 @@ colorizer must beat.
   The ratio is the predictions' mean M over the truths' mean M: an L1-only model, which hedges
   toward gray-brown averages, scores well below 1 (Isola et al. 2017, Sec. 4.2 and Fig. 7).
 
-L1 and colorfulness both score speckle (rainbow noise inside a region) as color. Three more, per
+L1 and colorfulness both score speckle (rainbow noise inside a region) as color. Four more, per
 pair and then the median over pairs:
 - chroma-TV ratio: TV(pred) / TV(truth), where TV is the mean absolute vertical plus horizontal
   difference of the opponent-chroma channels r - g and (r + g)/2 - b. Art is flat regions with
@@ -25,6 +26,10 @@ pair and then the median over pairs:
   over that of the truth, lum = 0.299 r + 0.587 g + 0.114 b: 1 when the lines stay as dark as in
   the art, 0 when they are painted over.
 - blur-L1: L1 after a Gaussian blur (sigma 4 px) of both images: region colors, not detail.
+- region-spread ratio: how far the colors inside each region the sketch's lines enclose stray
+  from that region's median color (opponent chroma, as chroma-TV), the prediction's over the
+  truth's. Art fills a region with one color and some shading: 1. A body painted half in one hue
+  and half in another, or as a patchwork, is far above 1, even where it is smooth (low chroma-TV).
 `--sheet` writes a contact sheet, sketch | each model | truth per pair: look at it after every run.
 """
 
@@ -85,13 +90,54 @@ def luminance(img):
     return 0.299 * r + 0.587 * g + 0.114 * b
 
 
-def chroma_tv(img):
-    """Total variation per image [N] of the opponent-chroma channels r - g and (r + g)/2 - b on
-    [0, 1]: mean |vertical difference| + mean |horizontal difference|. Luminance edges (the lines)
-    do not count; color changes do."""
+def chroma(img):
+    """The opponent-chroma channels r - g and (r + g)/2 - b [N, 2, H, W] on [0, 1]: color without
+    luminance."""
     r, g, b = to_zero_one(img).unbind(1)
-    c = torch.stack([r - g, 0.5 * (r + g) - b], dim=1)  # (N, 2, H, W)
+    return torch.stack([r - g, 0.5 * (r + g) - b], dim=1)
+
+
+def chroma_tv(img):
+    """Total variation per image [N] of the opponent-chroma channels: mean |vertical difference| +
+    mean |horizontal difference|. Luminance edges (the lines) do not count; color changes do."""
+    c = chroma(img)  # (N, 2, H, W)
     return (c.diff(dim=2).abs().flatten(1).mean(1) + c.diff(dim=3).abs().flatten(1).mean(1))
+
+
+def sketch_regions(sketch, min_area=0.005):
+    """The regions a sketch's lines enclose, per image: a list of [H, W] bool masks each. Ink is
+    lum < 0.5, thickened by 1 px so that a 1-px gap in a line does not merge two regions (and no
+    region leaks across a diagonal line); a region is a connected area of the rest (8-neighbours)
+    that does not touch the border (the background) and covers at least min_area of the image."""
+    ink = F.max_pool2d((luminance(sketch) < 0.5).float()[:, None], 3, 1, 1)[:, 0] > 0  # (N, H, W)
+    free = (~ink).float()
+    n, h, w = ink.shape
+    # connected components by label propagation: every free pixel takes the largest label among its
+    # 8 neighbours until nothing changes; each component ends holding one label
+    labels = torch.arange(1, h * w + 1, dtype=torch.float64).view(1, h, w) * free  # float64: exact up to 2^53
+    for step in range(h * w):
+        grown = F.max_pool2d(labels[:, None], 3, 1, 1)[:, 0] * free
+        if step % 8 == 0 and torch.equal(grown, labels):  # tested every 8 steps: equal() costs as much as a step
+            break
+        labels = grown
+    out = []
+    for lab in labels:
+        border = torch.cat([lab[0], lab[-1], lab[:, 0], lab[:, -1]]).unique()
+        values, counts = lab.unique(return_counts=True)
+        keep = (values > 0) & ~torch.isin(values, border) & (counts >= min_area * h * w)
+        out.append([lab == v for v in values[keep]])
+    return out
+
+
+def region_spread(img, regions):
+    """Per image [N]: the mean absolute deviation of its chroma from each region's median chroma
+    (summed over the two channels), averaged over the regions weighted by their area; NaN for an
+    image whose sketch encloses no region."""
+    c, out = chroma(img.float()), []
+    for ci, masks in zip(c, regions):
+        dev = [(ci[:, m] - ci[:, m].median(dim=1, keepdim=True).values).abs().sum(0) for m in masks]  # (area,) each
+        out.append(torch.cat(dev).mean() if dev else torch.tensor(float("nan")))
+    return torch.stack(out)
 
 
 def outline_ratio(pred, target, sketch):
@@ -114,12 +160,13 @@ def blur_l1(pred, target, sigma=4.0):
     return blurred.abs().flatten(1).mean(1)
 
 
-def scores(pred, target, sketch):
+def scores(pred, target, sketch, regions=None):
     """Metrics over a batch of images in [-1, 1], the sketches they were made from beside them:
     dict of floats for the log and the cards. L1, PSNR, SSIM: means over images; colorfulness:
-    the ratio of means; the three below the line: medians over images (one flat image's TV near 0
-    would otherwise decide a mean of ratios)."""
+    the ratio of means; the four below the line: medians over images (one flat image's TV near 0
+    would otherwise decide a mean of ratios). regions: sketch_regions(sketch), if already known."""
     pred, target, sketch = pred.float(), target.float(), sketch.float()
+    regions = sketch_regions(sketch) if regions is None else regions
     return dict(
         L1=l1(pred, target).mean().item(),
         PSNR=psnr(pred, target).mean().item(),
@@ -128,6 +175,8 @@ def scores(pred, target, sketch):
         chroma_tv_ratio=(chroma_tv(pred) / chroma_tv(target).clamp_min(1e-6)).median().item(),
         outline_ratio=outline_ratio(pred, target, sketch).nanmedian().item(),
         blur_L1=blur_l1(pred, target).median().item(),
+        region_spread_ratio=(region_spread(pred, regions) / region_spread(target, regions).clamp_min(1e-6))
+        .nanmedian().item(),
     )
 
 
@@ -144,15 +193,16 @@ def predict(G, x, batch_size=8, stochastic=False):
     return out
 
 
-def baselines(x, y):
+def baselines(x, y, regions=None):
     """What trivial colorizers score: the sketch itself, and an all-white image."""
-    return {"sketch as output": scores(x, y, x), "white image": scores(torch.ones_like(y), y, x)}
+    regions = sketch_regions(x) if regions is None else regions
+    return {"sketch as output": scores(x, y, x, regions), "white image": scores(torch.ones_like(y), y, x, regions)}
 
 
 COLUMNS = [("L1", "L1", ".3f"), ("PSNR", "PSNR", ".2f"), ("SSIM", "SSIM", ".3f"),
            ("colorfulness ratio", "colorfulness_ratio", ".2f"),
            ("blur-L1", "blur_L1", ".3f"), ("chroma-TV ratio", "chroma_tv_ratio", ".2f"),
-           ("outline ratio", "outline_ratio", ".2f")]
+           ("outline ratio", "outline_ratio", ".2f"), ("region-spread ratio", "region_spread_ratio", ".2f")]
 
 
 def table(rows):
@@ -235,7 +285,8 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     x, y = to_tanh_range(x), to_tanh_range(y)
-    rows, outputs = baselines(x, y), {}
+    regions = sketch_regions(x)  # the same for every model
+    rows, outputs = baselines(x, y, regions), {}
     for w in args.weights:
         try:
             G = load_generator(w)
@@ -243,7 +294,7 @@ def main(argv=None):
             sys.exit(f"error: {e}")
         torch.manual_seed(args.seed)
         outputs[w] = predict(G, normalize_batch(x), stochastic=args.stochastic)  # as colorize: condgen.paper
-        rows[f"{type(G).__name__} {w}"] = scores(outputs[w], y, x)
+        rows[f"{type(G).__name__} {w}"] = scores(outputs[w], y, x, regions)
     print(f"{len(x)} pairs from {args.pairs}" + (" (stochastic: dropout on)" if args.stochastic else ""))
     print(table(rows))
     if args.sheet:

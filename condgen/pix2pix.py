@@ -24,11 +24,15 @@ every output pixel sees the same kernel.
 
 Another, for the encoder-decoder only: `bottleneck=8` stops its encoder after five layers, an 8x8
 code instead of the paper's 1x1 vector, still with no skips (see EncoderDecoderGenerator).
+
+And for the discriminator: `scales=3` adds pix2pixHD's coarser PatchGANs, so that one D sees the
+whole image (see Discriminator).
 """
 
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .hub import HubMixin
@@ -48,6 +52,7 @@ DISCRIMINATOR = "C64-C128-C256-C512"
 PIXELGAN = "C64-C128"
 BOTTLENECKS = (1, 2, 4, 8, 16, 32)  # EncoderDecoderGenerator(bottleneck=...): the code's size at 256x256
 PATCH_SIZES = (70, 1)  # Discriminator(patch=...): the 70x70 PatchGAN (default) or the 1x1 PixelGAN
+D_SCALES = (1, 2, 3)  # Discriminator(scales=...): PatchGANs at 256, 128 and 64 px (1: the paper's one)
 
 
 def parse_spec(spec, width=64):
@@ -204,13 +209,30 @@ class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
     outright against a generator unable to draw detail (the encoder-decoder) makes its transposed
     convolutions paint a checkerboard. Tried on the encoder-decoder it stayed near chance: beige is
     a plausible color for any one pixel (README, Pix2Pix).
+
+    `scales=3` is a variant, not the paper's: pix2pixHD's multi-scale discriminator (Wang et al.
+    2018, Sec. 3.2, https://arxiv.org/abs/1711.11585), the same 70x70 PatchGAN again on the pair
+    downsampled 2x and 4x (each its own weights). At 64x64 a 70x70 patch is the whole image, so
+    that D judges the picture as one: a body painted half in one hue and half in another is a
+    real-looking patch at 256 px on either side, but not a real-looking Pokemon at 64 px. The
+    finest scale is the paper's PatchGAN (`net`, loadable from a one-scale D); D(x, y) returns its
+    map, D(x, y, all_scales=True) the list of all maps, finest first, for training.
     """
 
-    def __init__(self, in_channels: int = 6, ndf: int = 64, patch: int = 70):
+    def __init__(self, in_channels: int = 6, ndf: int = 64, patch: int = 70, scales: int = 1):
         super().__init__()
         if patch not in PATCH_SIZES:
             raise ValueError(f"patch must be one of {PATCH_SIZES} (70x70 PatchGAN, 1x1 PixelGAN), got {patch}")
-        self.patch = patch
+        if scales not in D_SCALES or (scales > 1 and patch != 70):
+            raise ValueError(f"scales must be one of {D_SCALES}, and 1 for a PixelGAN, got {scales} (patch {patch})")
+        self.patch, self.scales = patch, scales
+        self.net = self._patchgan(in_channels, ndf, patch)
+        # the coarser scales: 128x128 and 64x64 pairs (scales - 1 more PatchGANs)
+        self.coarser = nn.ModuleList(self._patchgan(in_channels, ndf, patch) for _ in range(scales - 1))
+        init_weights(self)
+
+    @staticmethod
+    def _patchgan(in_channels, ndf, patch):
         spec = parse_spec(DISCRIMINATOR if patch == 70 else PIXELGAN, ndf)
         blocks, c = [], in_channels
         for i, (k, _) in enumerate(spec):
@@ -221,11 +243,18 @@ class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
                                             *([nn.BatchNorm2d(k)] if i > 0 else []), nn.LeakyReLU(0.2)))
             c = k
         blocks.append(nn.Conv2d(c, 1, 4, 1, 1) if patch == 70 else nn.Conv2d(c, 1, 1))  # logits for BCE-with-logits
-        self.net = nn.Sequential(*blocks)
-        init_weights(self)
+        return nn.Sequential(*blocks)
 
-    def forward(self, x, y):
-        return self.net(torch.cat([x, y], dim=1))  # (N, 6, 256, 256) -> (N, 1, 30, 30), PixelGAN (N, 1, 256, 256)
+    def forward(self, x, y, all_scales=False):
+        xy = torch.cat([x, y], dim=1)
+        logits = [self.net(xy)]  # (N, 6, 256, 256) -> (N, 1, 30, 30), PixelGAN (N, 1, 256, 256)
+        if not all_scales:
+            return logits[0]
+        for net in self.coarser:
+            # pix2pixHD's downsampling: 3x3 average with stride 2, padding not counted
+            xy = F.avg_pool2d(xy, 3, stride=2, padding=1, count_include_pad=False)  # (N, 6, 128, 128), (.., 64, 64)
+            logits.append(net(xy))  # (N, 1, 14, 14), (N, 1, 6, 6)
+        return logits
 
 
 def init_weights(module):

@@ -96,24 +96,26 @@ def set_lr(optimizers, lr):
             group["lr"] = lr
 
 
-def init_from(run_dir, G, D, G_ema, master, fresh_D=None, why_fresh=""):
+def init_from(run_dir, G, D, G_ema, master, load_D=None):
     """--init-from RUN: G (and G_ema) from RUN/generator and D from RUN/discriminator, with fresh Adam
     moments; RUN may also be published weights with their discriminator inside (weights/pix2pix-unet).
-    Strict loads: the architecture flags must match the run's; fresh_D(saved D, D) -> True leaves D
-    as initialized instead (pix2pix: another --ndf), and why_fresh says why."""
+    Strict loads: the architecture flags must match the run's; load_D(saved D, D) -> note loads D
+    another way instead (pix2pix: fresh for another --ndf, the finest scale only for more --d-scales)
+    and says how, "" when it loaded all of it."""
     try:
         G.load_state_dict(type(G).from_pretrained(model_folder(run_dir)).state_dict())
         D_saved = type(D).from_pretrained(Path(run_dir) / "discriminator")
-        fresh = fresh_D is not None and fresh_D(D_saved, D)
-        if not fresh:
+        if load_D is not None:
+            note = load_D(D_saved, D)
+        else:
             D.load_state_dict(D_saved.state_dict())
+            note = ""
     except (OSError, ValueError, RuntimeError) as e:  # ValueError: condgen.hub.CheckpointError
         sys.exit(f"error: cannot start from {run_dir}: {e}")
     if G_ema is not None:
         G_ema.load_state_dict(G.state_dict())
     if master:
-        note = f" (D fresh: {why_fresh})" if fresh else ""
-        print(f"initialized G {'' if fresh else 'and D '}from {run_dir}{note}")
+        print(f"initialized G and D from {run_dir}" if not note else f"initialized G from {run_dir}; {note}")
 
 
 def progress(batches, total, epoch, epochs, master):

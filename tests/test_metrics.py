@@ -3,7 +3,17 @@
 import torch
 from PIL import Image
 
-from condgen.evaluate_pix2pix import blur_l1, chroma_tv, contact_sheet, l1, outline_ratio, scores, short_names
+from condgen.evaluate_pix2pix import (
+    blur_l1,
+    chroma_tv,
+    contact_sheet,
+    l1,
+    outline_ratio,
+    region_spread,
+    scores,
+    short_names,
+    sketch_regions,
+)
 
 
 def _art():
@@ -59,6 +69,36 @@ def test_blur_l1_sees_region_colors_not_detail():
     recolored[:, 0, 32:96, 32:96] = 0.5  # one region's color changed
     assert blur_l1(detail, gray).item() < 0.05 * l1(detail, gray).item()
     assert blur_l1(recolored, gray).item() > 0.7 * l1(recolored, gray).item()
+
+
+def test_region_spread_sees_two_hues_in_one_region():
+    art, sketch, _ = _art()
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    shaded = art.clone()
+    disc = ((yy - 40) ** 2 + (xx - 40) ** 2 < 23**2)
+    shaded[0, 1, disc] += 0.3 * (yy[disc] - 40) / 23  # some shading inside the disc, as art has
+    regions = sketch_regions(sketch)[0]
+    # the disc's and the square's insides; the paper around them touches the border: background
+    assert len(regions) == 2 and not any(m[0, 0] for m in regions)
+    assert any(m[40, 40] for m in regions) and any(m[92, 85] for m in regions)
+    gapped = sketch.clone()
+    gapped[:, :, 40, 8:22] = 1.0  # a 1-px break through the ring's line: still its own region
+    assert len(sketch_regions(gapped)[0]) == 2
+    gapped[:, :, 39:42, 8:22] = 1.0  # a 3-px one: the disc's inside is background now
+    assert len(sketch_regions(gapped)[0]) == 1
+    assert sketch_regions(torch.ones_like(sketch)) == [[]]  # no ink, no region
+
+    two_hues = shaded.clone()
+    left = disc & (xx < 40)
+    two_hues[0][:, left] = torch.tensor([1.0, 0.2, -1.0])[:, None]  # half the red disc painted orange
+    s = scores(two_hues, shaded, sketch)
+    assert scores(shaded, shaded, sketch)["region_spread_ratio"] == 1
+    assert s["region_spread_ratio"] > 3, s
+    assert s["chroma_tv_ratio"] < 1.5, s  # one smooth seam: chroma-TV barely sees it
+    flat = shaded.clone()
+    flat[0][:, disc] = torch.tensor([1.0, -1.0, -1.0])[:, None]  # one color, no shading: flatter than the art
+    assert scores(flat, shaded, sketch)["region_spread_ratio"] < 1
+    assert torch.isnan(region_spread(shaded, [[]])).all()
 
 
 def test_contact_sheet_has_a_column_per_model(tmp_path):

@@ -421,3 +421,33 @@ def test_encoder_decoder_bottleneck_variant_keeps_an_8x8_code_and_no_skips(tmp_p
     assert torch.equal(G(a), G2(a))
     with pytest.raises(ValueError, match="bottleneck must be one of"):
         EncoderDecoderGenerator(ngf=8, bottleneck=3)
+
+
+def test_multiscale_discriminator_sees_the_whole_image_at_its_coarsest_scale(tmp_path):
+    """Discriminator(scales=3), pix2pixHD's multi-scale D: the paper's PatchGAN, then the same
+    PatchGAN on the pair at 128 and 64 px. A logit of the finest map sees 70x70 pixels, one of the
+    128-px map 141x141, and a central one of the 64-px map all of the 256x256 pair but one row and
+    one column."""
+    torch.manual_seed(0)
+    D = Discriminator(ndf=4, scales=3).double().eval()
+    x = torch.randn(1, 3, 256, 256, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(1, 3, 256, 256, dtype=torch.float64)
+    maps = D(x, y, all_scales=True)
+    assert [tuple(m.shape) for m in maps] == [(1, 1, 30, 30), (1, 1, 14, 14), (1, 1, 6, 6)]
+    assert torch.equal(D(x, y), maps[0])  # without all_scales: the paper's map, as the app shows it
+    seen = []
+    for m, i in zip(maps, (15, 7, 3)):
+        x.grad = None
+        m[0, 0, i, i].backward(retain_graph=True)
+        seen.append((x.grad[0].abs().sum(0) > 0).sum().item())
+    assert seen == [70 * 70, 141 * 141, 255 * 255], seen
+    # the finest scale is a one-scale D: its weights move over (--init-from), and the scales round-trip
+    one = Discriminator(ndf=4).double().eval()
+    one.net.load_state_dict(D.net.state_dict())
+    assert torch.equal(one(x, y), maps[0])
+    D.save_pretrained(tmp_path / "d3")
+    loaded = Discriminator.from_pretrained(tmp_path / "d3").double().eval()
+    assert loaded.scales == 3 and all(torch.equal(a, b) for a, b in zip(loaded(x, y, all_scales=True), maps))
+    for bad in (dict(scales=4), dict(scales=0), dict(scales=3, patch=1)):
+        with pytest.raises(ValueError, match="scales must be one of"):
+            Discriminator(**bad)

@@ -83,7 +83,7 @@ def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
     log = [json.loads(line) for line in (full / "log.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in log] == [1, 2]
     assert set(log[-1]["val"]) == {"L1", "PSNR", "SSIM", "colorfulness_ratio", "blur_L1", "chroma_tv_ratio",
-                                   "outline_ratio"}
+                                   "outline_ratio", "region_spread_ratio"}
     assert "| sketch as output |" in (full / "generator" / "README.md").read_text()
     assert isinstance(load_generator(full / "generator"), UNetGenerator)
     assert Image.open(full / "val" / "epoch_002.png").size[1] > 2 * 256  # two rows of sketch | output | truth
@@ -129,13 +129,15 @@ def test_script_refuses_bad_input(tiny_data, tmp_path, capsys):
     with pytest.raises(SystemExit, match="cannot resume"):
         train_pix2pix.main(train_pix2pix.parse_args([*base, "--resume", "--out", str(tmp_path / "c")]))
     for bad in (["--epochs", "0"], ["--lr-decay-epochs", "500"], ["--generator", "resnet"], ["--lr-d", "0"],
-                ["--lr-d", "nan"], ["--dropout", "1"], ["--bottleneck", "3"], ["--bottleneck", "8"]):
+                ["--lr-d", "nan"], ["--dropout", "1"], ["--bottleneck", "3"], ["--bottleneck", "8"],
+                ["--d-scales", "4"], ["--d-scales", "3", "--patch", "1"]):
         with pytest.raises(SystemExit) as e:
             train_pix2pix.parse_args([*base, *bad])
         err = capsys.readouterr().err  # read every time: each message checked alone, not with the ones before it
         assert e.value.code == 2
         assert bad[0] not in ("--lr-d", "--dropout") or f"{bad[0]} must be" in err, (bad, err)
         assert bad != ["--bottleneck", "8"] or "is for --generator encoder-decoder" in err, err  # the U-Net default
+        assert "--patch" not in bad or "is for the 70x70 PatchGAN" in err, err
 
 
 def test_renderings_ema_resize_save_every_resume_and_init_from(tiny_data, tmp_path):
@@ -205,3 +207,32 @@ def test_bottleneck_variant_trains_reports_and_guards_resume(tiny_data, tmp_path
     assert len(load_generator(out / "generator").encoder) == 5
     r = _train(tiny_data, out, "--epochs", "2", "--resume", *flags[:2], "--val", "none")
     assert r.returncode != 0 and "--bottleneck 8" in r.stderr, r.stderr
+
+
+def test_multiscale_d_trains_every_scale_and_starts_from_a_one_scale_run(tiny_data, tmp_path):
+    torch.manual_seed(0)
+    G, D = UNetGenerator(ngf=4), Discriminator(ndf=4, scales=3)
+    before = {k: v.clone() for k, v in D.state_dict().items()}
+    x, y = torch.rand(2, 3, 256, 256) * 2 - 1, torch.rand(2, 3, 256, 256) * 2 - 1
+    losses = train_step(G, D, torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters()), x, y)
+    moved = {k.split(".")[0] + (k.split(".")[1] if k.startswith("coarser") else "")
+             for k, v in D.state_dict().items() if k.endswith("weight") and not torch.equal(before[k], v)}
+    assert moved == {"net", "coarser0", "coarser1"}, moved  # the D step trains all three PatchGANs
+    # the adversarial terms are the mean of the scales' BCEs (near chance, log 2, at init)
+    assert losses["loss_D_real"].item() == pytest.approx(math.log(2), abs=0.15)
+
+    one = tmp_path / "one"
+    assert _train(tiny_data, one, "--epochs", "1", "--val", "none").returncode == 0
+    out = tmp_path / "three"
+    r = _train(tiny_data, out, "--epochs", "1", "--val", "none", "--d-scales", "3", "--init-from", str(one),
+               "--lr", "1e-12")  # a negligible step: D's finest scale stays the saved one's
+    assert r.returncode == 0 and "1 finest of 3 scales" in r.stdout, r.stderr
+    saved = Discriminator.from_pretrained(one / "discriminator")
+    D3 = Discriminator.from_pretrained(out / "discriminator")
+    assert D3.scales == 3 and "at 3 scales (256 px, 128 px, 64 px)" in (out / "generator" / "README.md").read_text()
+    w, w3 = saved.net[0][0].weight, D3.net[0][0].weight
+    assert torch.allclose(w, w3, atol=1e-6) and not torch.allclose(D3.coarser[0][0][0].weight, w, atol=1e-3)
+    r = _train(tiny_data, out, "--epochs", "2", "--val", "none", "--resume")  # --d-scales is the run's kind
+    assert r.returncode != 0 and "--d-scales 3" in r.stderr, r.stderr
+    r = _train(tiny_data, tmp_path / "back", "--epochs", "1", "--val", "none", "--init-from", str(out))
+    assert r.returncode != 0 and "cannot start from" in r.stderr  # fewer scales than the run's D: refused
