@@ -86,8 +86,9 @@ def colorfulness(img):
 
 def luminance(img):
     """Rec. 601 luma [N, H, W] on [0, 1] of RGB images in [-1, 1]."""
-    r, g, b = to_zero_one(img).unbind(1)
-    return 0.299 * r + 0.587 * g + 0.114 * b
+    from .data import LUMA
+
+    return (to_zero_one(img) * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1)
 
 
 def chroma(img):

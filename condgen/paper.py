@@ -20,6 +20,8 @@ the models still answer, but a photo or color art is outside what they were trai
 import numpy as np
 from PIL import Image
 
+from .data import LUMA
+
 GRID = 32  # paper blocks along the longer side
 PAPER_PERCENTILE = 90  # a block's paper level: most of a block is paper in a line sketch
 WHITE = 0.88  # after dividing by the paper: brighter is paper (grain, JPEG noise)
@@ -54,7 +56,7 @@ def _levels(rgb):
     colored each pixel is relative to its paper."""
     a = np.asarray(rgb.convert("RGB"), dtype=np.float32) / 255
     flat = (a / _paper(a)).clip(0, 1)
-    gray = flat @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as PIL's convert("L")
+    gray = flat @ np.array(LUMA, np.float32)
     return gray, flat.max(axis=2) - flat.min(axis=2)
 
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data import square_on_white
+from .data import LUMA, square_on_white
 
 SIZE = 256
 
@@ -54,7 +54,6 @@ RENDERINGS = {
     "wobbly": dict(low=0.03, high=0.08, gain=(1.6, 2.3), wobble=2.0),
 }
 METHODS = [*RENDERINGS, "xdog"]
-LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
 def gaussian_blur(t, sigma):
@@ -124,7 +123,7 @@ def art_lines(rgb, width=5):
     by a black-hat filter (grayscale closing over width x width minus the luminance) and dark in
     themselves. Dark regions wider than ~width px (a black ear, a pupil) stay out, as a sketch
     draws their border, not their fill."""
-    lum = (rgb * LUMA.view(3, 1, 1)).sum(0)[None, None]
+    lum = (rgb * torch.tensor(LUMA).view(3, 1, 1)).sum(0)[None, None]
     pad = (width // 2,) * 4
     closed = -F.max_pool2d(F.pad(-F.max_pool2d(F.pad(lum, pad, mode="replicate"), width, 1), pad, mode="replicate"),
                            width, 1)
@@ -165,7 +164,7 @@ def thin(mask, max_iter=100):
 
 def xdog(rgb, sigma=0.8, k=1.6, p=20.0, eps=0.3, phi=10.0):
     """XDoG line drawing [H, W] in [0, 1] (1 = paper) of an RGB tensor [3, H, W] in [0, 1]."""
-    gray = (rgb * LUMA[:, None, None]).sum(0)[None, None]
+    gray = (rgb * torch.tensor(LUMA).view(3, 1, 1)).sum(0)[None, None]
     d = (1 + p) * gaussian_blur(gray, sigma) - p * gaussian_blur(gray, sigma * k)
     out = torch.where(d >= eps, torch.ones_like(d), 1 + torch.tanh(phi * (d - eps)))
     return out[0, 0].clamp(0, 1)
