@@ -85,18 +85,38 @@ def _to_pil(t):
 
 
 @torch.no_grad()
-def colorize(G, image):
+def colorize(G, image, flat=False):
     """Colorize one sketch (path, PIL image or array) -> RGB PIL image of the input's size. G runs in
     the mode it is in, which the caller sets once: eval mode, or condgen.pix2pix.at_test_time with
-    stochastic (dropout on); never flipped here, so requests can share a G."""
+    stochastic (dropout on); never flipped here, so requests can share a G. flat: flat_colors on
+    G's output (post-processing, not the model)."""
     rgb = normalize_sketch(to_rgb(image))
     check_sketch(rgb)
     x, box = _to_square(rgb)
     w = next(G.parameters())
-    y = _to_pil(G(x.to(w.device, w.dtype))[0].float())  # w.dtype: bf16 for condgen.precision.inference_generator's copy
+    y = G(x.to(w.device, w.dtype)).float().cpu()  # w.dtype: bf16 for condgen.precision.inference_generator's copy
+    y = _to_pil((flat_colors(y, x) if flat else y)[0])
     left, top, right, bottom = (round(v) for v in box)
     box = (left, top, max(right, left + 1), max(bottom, top + 1))  # a 1-px-thin input keeps 1 px
     return y.crop(box).resize(rgb.size, Image.LANCZOS)
+
+
+def flat_colors(y, x):
+    """Flatting, as a colorist does it: every region the sketch x's lines enclose
+    (condgen.evaluate_pix2pix.sketch_regions) takes one color, the median of G's colors there, with
+    G's shading kept: each pixel keeps its own luminance and takes the region's chroma. The lines,
+    the background and regions a gap in a line leaves open keep G's colors. y, x: (1, 3, H, W) in
+    [-1, 1]; returns y's new values."""
+    from .data import LUMA
+    from .evaluate_pix2pix import luminance, sketch_regions, to_zero_one
+
+    rgb, lum = to_zero_one(y[0]).clone(), luminance(y)[0]  # (3, H, W), (H, W)
+    luma = torch.tensor(LUMA)
+    for m in sketch_regions(x)[0]:
+        median = rgb[:, m].median(dim=1).values  # (3,)
+        # a gray shift (the same amount on r, g and b) changes luminance, not the chroma r - g, (r + g)/2 - b
+        rgb[:, m] = median[:, None] + (lum[m] - luma @ median)[None]
+    return (rgb.clamp(0, 1) * 2 - 1)[None]
 
 
 @torch.no_grad()
@@ -145,6 +165,8 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="folder for the colorized images (<name>.png)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
     p.add_argument("--seed", type=int, default=0, help="seed for --stochastic")
+    p.add_argument("--flat", action="store_true",
+                   help="flat colors: one color per region the lines enclose, G's shading kept (post-processing)")
     p.add_argument("--grid", default=None,
                    help="also write one PNG with a row per image: sketch | output (256 px each)")
     args = p.parse_args(argv)
@@ -166,7 +188,7 @@ def main(argv=None):
     for f in args.images:
         try:
             rgb = to_rgb(f)  # read once: colorized here, and shown beside its output in --grid
-            y = colorize(G, rgb)
+            y = colorize(G, rgb, flat=args.flat)
             y.save(out / f"{Path(f).stem}.png")
             print(f"{f} -> {out / (Path(f).stem + '.png')}")
             rows.append((rgb, y))

@@ -115,3 +115,25 @@ def test_sheet_columns_tell_models_of_the_same_folder_name_apart():
                          "x/ed"])
     assert names == ["weights/pix2pix-unet", "old/weights/pix2pix-unet", "unet32", "runs/ed", "x/ed"]
     assert short_names(["a/generator", "a"]) == ["a #1", "a #2"]  # the same folder twice: still two columns
+
+
+def test_flat_colors_gives_each_enclosed_region_one_chroma_and_keeps_the_shading():
+    from condgen.colorize import flat_colors
+    from condgen.evaluate_pix2pix import chroma, luminance
+
+    art, sketch, lines = _art()
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    disc = (yy - 40) ** 2 + (xx - 40) ** 2 < 23**2
+    y = art.clone()  # mid-tone colors: lightened or darkened, they stay inside the RGB cube
+    y[0][:, disc] = torch.tensor([0.3, -0.3, -0.3])[:, None]
+    y[0][:, disc & (xx < 40)] = torch.tensor([0.2, 0.0, -0.4])[:, None]  # half the disc another hue
+    y[0][:, disc] -= 0.15 * ((yy[disc] - 40) / 23)[None]  # and shaded top to bottom
+    flat = flat_colors(y, sketch)
+    regions = sketch_regions(sketch)[0]
+    inside = next(m for m in regions if m[40, 40])  # the disc's region: a little inside its ring
+    c, c_before = chroma(flat)[0][:, inside], chroma(y)[0][:, inside]
+    assert (c - c[:, :1]).abs().max() < 1e-5 < 0.1 < (c_before - c_before[:, :1]).abs().max()  # one chroma now
+    assert torch.allclose(luminance(flat)[0][inside], luminance(y)[0][inside], atol=1e-5)  # its shading kept
+    outside = ~(regions[0] | regions[1])  # lines, paper: as G drew them
+    assert torch.allclose(flat[0][:, outside], y[0][:, outside], atol=1e-6)
+    assert region_spread(flat, [regions]).item() < 1e-5 < 0.01 < region_spread(y, [regions]).item()

@@ -451,3 +451,32 @@ def test_multiscale_discriminator_sees_the_whole_image_at_its_coarsest_scale(tmp
     for bad in (dict(scales=4), dict(scales=0), dict(scales=3, patch=1)):
         with pytest.raises(ValueError, match="scales must be one of"):
             Discriminator(**bad)
+
+
+def test_colorize_flat_gives_the_enclosed_region_one_chroma():
+    class TwoHues(torch.nn.Module):  # a "generator" that paints the left half one hue, the right half another
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            y = torch.empty_like(x)
+            y[:, :, :, :128] = torch.tensor([0.4, -0.2, -0.2]).view(1, 3, 1, 1)
+            y[:, :, :, 128:] = torch.tensor([-0.2, 0.3, -0.1]).view(1, 3, 1, 1)
+            return y + self.w
+
+    yy, xx = np.mgrid[:256, :256]
+    r = np.hypot(yy - 128, xx - 128)
+    a = np.full((256, 256, 3), 255, np.uint8)
+    a[np.abs(r - 80) < 2] = 0  # a ring: its inside is one region
+    inside = r < 70
+
+    def spread(img):  # how far r - g strays from its median inside the ring
+        rgb = np.asarray(img, np.float32)[inside] / 255
+        return np.abs(rgb[:, 0] - rgb[:, 1] - np.median(rgb[:, 0] - rgb[:, 1])).mean()
+
+    G = TwoHues()
+    raw, flat = colorize(G, Image.fromarray(a)), colorize(G, Image.fromarray(a), flat=True)
+    assert spread(flat) < 0.01 < 0.2 < spread(raw), (spread(flat), spread(raw))
+    outside = r > 90  # the paper around the ring keeps G's colors
+    assert np.array_equal(np.asarray(flat)[outside], np.asarray(raw)[outside])
