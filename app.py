@@ -206,8 +206,9 @@ def create_cgan_demo(models, demo):
 
 
 def create_sketch_demo(models, demo):
-    def colorize_each(image, chosen, stochastic):
-        """An RGB sketch -> [U-Net output, its PatchGAN map, encoder-decoder output, its map]."""
+    def colorize_each(image, chosen, stochastic, flat=False):
+        """An RGB sketch -> [U-Net output, its PatchGAN map, encoder-decoder output, its map]; flat:
+        condgen.colorize.flat_colors on each output (the maps judge what is shown)."""
         import torch
 
         from condgen.colorize import colorize_and_judge
@@ -217,6 +218,8 @@ def create_sketch_demo(models, demo):
             raise serving.UserError(f"generator must be one of {[*GENERATORS, 'Both']}, got {chosen!r}")
         if not isinstance(stochastic, bool):
             raise serving.UserError(f"stochastic must be true or false, got {stochastic!r}")
+        if not isinstance(flat, bool):
+            raise serving.UserError(f"flat must be true or false, got {flat!r}")
         note = sketch_note(image)
         if note:  # still answer, but say that this is not what the models know
             gr.Warning(note, duration=20)
@@ -228,18 +231,19 @@ def create_sketch_demo(models, demo):
                 try:  # stochastic: the raw G, dropout on (set at load); else the folded eval copy
                     with torch.inference_mode():
                         images = colorize_and_judge(nets[name] if stochastic else models[name].G_eval, models[name].D,
-                                                    image)
+                                                    image, flat)
                 except ValueError as e:  # colorize's own checks, e.g. a blank sketch
                     raise serving.UserError(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
             outputs += [None if v is None else serving.png_file(v) for v in images]
         return outputs
 
-    def colorize_upload(image, generator, stochastic):
+    def colorize_upload(image, generator, stochastic, flat=False):
         from condgen.colorize import to_rgb
 
-        return colorize_each(to_rgb(serving.within_size_limits(serving.read_image(image))), generator, stochastic)
+        return colorize_each(to_rgb(serving.within_size_limits(serving.read_image(image))), generator, stochastic,
+                             flat)
 
-    def colorize_sketch(editor, generator, stochastic):
+    def colorize_sketch(editor, generator, stochastic, flat):
         from condgen.colorize import to_rgb
 
         editor = editor or {}
@@ -250,7 +254,7 @@ def create_sketch_demo(models, demo):
         # (strokes drawn on them included), so the output keeps the upload's aspect ratio
         if background is not None and background.getchannel("A").getbbox() is not None:
             image = image.crop(image.getchannel("A").getbbox())
-        return colorize_each(to_rgb(serving.within_size_limits(image)), generator, stochastic)
+        return colorize_each(to_rgb(serving.within_size_limits(image)), generator, stochastic, flat)
 
     def intro():
         sources = "; ".join(f"{label}: {describe(n, models[n])}{variant_note(models[n])}"
@@ -280,6 +284,11 @@ def create_sketch_demo(models, demo):
                 info="Off: the same sketch always gives the same picture. On: dropout stays switched on, the paper's "
                      "only source of randomness, so each click gives a slightly different picture; the changes are "
                      "small (a few levels out of 255 on average), often too small to see.")
+            flat = gr.Checkbox(
+                False, label="flat colors (post-processing)",
+                info="Off: the generator's picture as it is. On: every region your lines close off takes one color, "
+                     "the median of what the generator painted there, with its shading kept (as a colorist's "
+                     "flatting pass); lines, background and regions left open by a gap stay as painted.")
             btn = gr.Button("Colorize", variant="primary")
             image = serving.ImageInput(visible=False, type="filepath", image_mode=None, label="image")  # /colorize's
         with gr.Column():
@@ -300,8 +309,8 @@ def create_sketch_demo(models, demo):
     outputs = [y_unet, m_unet, y_ed, m_ed]
     generator.change(lambda g: (gr.Row(visible=g != "Encoder-decoder"), gr.Row(visible=g != "U-Net")),
                      generator, [row_unet, row_ed], queue=False, api_visibility="private")
-    btn.click(colorize_sketch, [sketch, generator, stochastic], outputs, api_visibility="undocumented")
-    gr.on([], colorize_upload, [image, generator, stochastic], outputs, api_name="colorize", preprocess=False)
+    btn.click(colorize_sketch, [sketch, generator, stochastic, flat], outputs, api_visibility="undocumented")
+    gr.on([], colorize_upload, [image, generator, stochastic, flat], outputs, api_name="colorize", preprocess=False)
     gr.Examples(EXAMPLES, [sketch], label="Example sketches: click one to load it into the canvas", elem_id="examples")
 
     def example():  # the first example, colorized by the U-Net

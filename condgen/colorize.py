@@ -150,9 +150,10 @@ def heat_overlay(p, y, alpha=0.5):
     return Image.blend(y, square.crop((left, top, left + y.width, top + y.height)), alpha)
 
 
-def colorize_and_judge(G, D, sketch):
-    """(G's colorized sketch, D's patch_map as a heat overlay on it, or None without a D)."""
-    y = colorize(G, sketch)
+def colorize_and_judge(G, D, sketch, flat=False):
+    """(G's colorized sketch, D's patch_map as a heat overlay on it, or None without a D); flat:
+    flat_colors, and D judges the flattened picture."""
+    y = colorize(G, sketch, flat)
     return y, (heat_overlay(patch_map(D, sketch, y), y) if D is not None else None)
 
 

@@ -172,6 +172,22 @@ def test_colorize_stochastic_varies_deterministic_does_not(client, tmp_path):
     assert not np.array_equal(runs[0], runs[2])
 
 
+def test_colorize_flat_paints_each_closed_region_one_color(client, tmp_path):
+    f = image_file(tmp_path, "s.png", drawing((256, 256)))
+    raw, flat = (np.asarray(Image.open(client.predict(f, "U-Net", False, fl, api_name="/colorize")[0]), np.float32)
+                 for fl in (False, True))
+    yy, xx = np.mgrid[:256, :256]
+    inside = ((yy - 128) / 80) ** 2 + ((xx - 102) / 42) ** 2 < 0.6  # well inside drawing()'s ellipse
+    inside &= np.abs(yy - 128) > 40  # above and below the zigzag, which splits it in two regions
+    top = inside & (yy < 128)
+
+    def spread(a):  # r - g's mean distance from its median over the ellipse's upper region
+        c = a[top][:, 0] - a[top][:, 1]
+        return np.abs(c - np.median(c)).mean()
+
+    assert spread(flat) < 0.3 * spread(raw) and spread(flat) < 2, (spread(flat), spread(raw))  # on 0..255
+
+
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "CMYK", "I;16", "1", "L"])
 def test_colorize_any_image_mode(client, tmp_path, mode):
     im = drawing((256, 192))
@@ -236,6 +252,7 @@ BAD = [
     ("/colorize", ("blank", "Both", False), "blank"),
     ("/colorize", ("ok", "Pix2Pix", False), "generator must be one of"),
     ("/colorize", ("ok", "U-Net", "yes"), "stochastic must be true or false"),
+    ("/colorize", ("ok", "U-Net", False, "yes"), "flat must be true or false"),
     # values that are not an uploaded file: gradio's own validation would answer without naming the field
     ("/colorize", ("plain text", "U-Net", False), "image must be an uploaded image file"),
     ("/colorize", (12, "U-Net", False), "image must be an uploaded image file"),
@@ -279,7 +296,7 @@ def test_server_side_path_gets_a_message_not_a_null_error(server):
     import httpx
 
     for path in ("/etc/passwd", "app.py"):
-        payload = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "U-Net", False]}
+        payload = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "U-Net", False, False]}
         r = httpx.post(server + "gradio_api/call/colorize", json=payload)
         answer = httpx.get(server + f"gradio_api/call/colorize/{r.json()['event_id']}", timeout=60).text
         assert "event: error" in answer and "is not a file uploaded to this server" in answer, answer
