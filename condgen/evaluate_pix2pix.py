@@ -105,29 +105,37 @@ def chroma_tv(img):
     return (c.diff(dim=2).abs().flatten(1).mean(1) + c.diff(dim=3).abs().flatten(1).mean(1))
 
 
-def sketch_regions(sketch, min_area=0.005):
-    """The regions a sketch's lines enclose, per image: a list of [H, W] bool masks each. Ink is
-    lum < 0.5, thickened by 1 px so that a 1-px gap in a line does not merge two regions (and no
-    region leaks across a diagonal line); a region is a connected area of the rest (8-neighbours)
-    that does not touch the border (the background) and covers at least min_area of the image."""
-    ink = F.max_pool2d((luminance(sketch) < 0.5).float()[:, None], 3, 1, 1)[:, 0] > 0  # (N, H, W)
+def region_labels(sketch, min_area=0.005):
+    """The regions a sketch's lines enclose: labels [N, H, W] (int64), 1..K for an image's K regions,
+    0 elsewhere. Ink is lum < 0.5, thickened by 1 px so that a 1-px gap in a line does not merge two
+    regions (and no region leaks across a diagonal line); a region is a connected area of the rest
+    (8-neighbours) that does not touch the border (the background) and covers at least min_area of
+    the image. No gradient: it only reads the sketch."""
+    ink = F.max_pool2d((luminance(sketch.detach()) < 0.5).float()[:, None], 3, 1, 1)[:, 0] > 0  # (N, H, W)
     free = (~ink).float()
     n, h, w = ink.shape
     # connected components by label propagation: every free pixel takes the largest label among its
     # 8 neighbours until nothing changes; each component ends holding one label
-    labels = torch.arange(1, h * w + 1, dtype=torch.float64).view(1, h, w) * free  # float64: exact up to 2^53
+    dtype = torch.float32 if h * w < 2**24 else torch.float64  # labels stay exact integers
+    labels = torch.arange(1, h * w + 1, dtype=dtype, device=free.device).view(1, h, w) * free.to(dtype)
     for step in range(h * w):
         grown = F.max_pool2d(labels[:, None], 3, 1, 1)[:, 0] * free
         if step % 8 == 0 and torch.equal(grown, labels):  # tested every 8 steps: equal() costs as much as a step
             break
         labels = grown
-    out = []
-    for lab in labels:
+    out = torch.zeros(n, h, w, dtype=torch.int64, device=free.device)
+    for i, lab in enumerate(labels):
         border = torch.cat([lab[0], lab[-1], lab[:, 0], lab[:, -1]]).unique()
-        values, counts = lab.unique(return_counts=True)
+        values, inverse, counts = lab.unique(return_inverse=True, return_counts=True)
         keep = (values > 0) & ~torch.isin(values, border) & (counts >= min_area * h * w)
-        out.append([lab == v for v in values[keep]])
+        new_id = torch.cumsum(keep, 0) * keep  # kept labels -> 1..K in order, the rest -> 0
+        out[i] = new_id[inverse]
     return out
+
+
+def sketch_regions(sketch, min_area=0.005):
+    """region_labels as a list of [H, W] bool masks per image, one per region."""
+    return [[lab == k for k in range(1, int(lab.max()) + 1)] for lab in region_labels(sketch, min_area)]
 
 
 def region_spread(img, regions):

@@ -1,6 +1,7 @@
 """train_pix2pix.py as users run it: tiny data, tiny nets, files written, resume resumes exactly;
 and the CLIs that read its output (colorize, metrics)."""
 
+import copy
 import json
 import math
 import os
@@ -53,7 +54,8 @@ def test_a_few_steps_lower_l1():
     opt_G = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999))
     steps = [train_step(G, D, opt_G, opt_D, x, y) for _ in range(10)]
-    assert set(steps[0]) == {"loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1"}
+    assert set(steps[0]) == {"loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1", "loss_G_region"}
+    assert all(s["loss_G_region"] == 0 for s in steps)  # --lambda-region 0: the paper's objective, not computed
     # at N(0, 0.02) init D's logits are near 0, so each BCE starts near log 2 (chance); the GAN terms then move
     for k in ("loss_D_real", "loss_D_fake", "loss_G_GAN"):
         assert steps[0][k].item() == pytest.approx(math.log(2), abs=0.15), (k, steps[0][k])
@@ -130,7 +132,7 @@ def test_script_refuses_bad_input(tiny_data, tmp_path, capsys):
         train_pix2pix.main(train_pix2pix.parse_args([*base, "--resume", "--out", str(tmp_path / "c")]))
     for bad in (["--epochs", "0"], ["--lr-decay-epochs", "500"], ["--generator", "resnet"], ["--lr-d", "0"],
                 ["--lr-d", "nan"], ["--dropout", "1"], ["--bottleneck", "3"], ["--bottleneck", "8"],
-                ["--d-scales", "4"], ["--d-scales", "3", "--patch", "1"]):
+                ["--d-scales", "4"], ["--d-scales", "3", "--patch", "1"], ["--lambda-region", "-1"]):
         with pytest.raises(SystemExit) as e:
             train_pix2pix.parse_args([*base, *bad])
         err = capsys.readouterr().err  # read every time: each message checked alone, not with the ones before it
@@ -236,3 +238,55 @@ def test_multiscale_d_trains_every_scale_and_starts_from_a_one_scale_run(tiny_da
     assert r.returncode != 0 and "--d-scales 3" in r.stderr, r.stderr
     r = _train(tiny_data, tmp_path / "back", "--epochs", "1", "--val", "none", "--init-from", str(out))
     assert r.returncode != 0 and "cannot start from" in r.stderr  # fewer scales than the run's D: refused
+
+
+def test_region_loss_flattens_each_enclosed_region():
+    from train_pix2pix import region_spread_loss, sketch_regions_fast
+
+    # a sketch of two rings: two enclosed regions (its paper, touching the border, is none)
+    yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
+    x = torch.ones(1, 3, 256, 256)
+    for cx in (70, 186):
+        x[:, :, ((yy - 128) ** 2 + (xx - cx) ** 2).sqrt().sub(50).abs() < 2] = -1
+    labels = sketch_regions_fast(x)
+    assert labels.shape == (1, 256, 256) and labels.max() == 2
+    assert labels[0, 128, 70] != labels[0, 128, 186] and labels[0, 0, 0] == 0
+    # one color per region (any color, even two different ones): no loss
+    flat = torch.zeros(1, 3, 256, 256)
+    flat[0, 0][labels[0] == 1], flat[0, 1][labels[0] == 2] = 0.5, -0.5
+    assert region_spread_loss(flat, labels).item() < 1e-6
+    # two hues inside one region: a loss whose gradient flattens it
+    y = flat.clone()
+    y[0, :, :128][:, labels[0, :128] == 1] = torch.tensor([-0.5, 0.5, 0.0])[:, None]
+    y.requires_grad_(True)
+    before = region_spread_loss(y, labels)
+    before.backward()
+    with torch.no_grad():
+        after = region_spread_loss(y - 0.1 * y.grad / y.grad.abs().max(), labels)
+    assert before.item() > 0.1 and after.item() < before.item()
+    assert (y.grad[0][:, labels[0] == 0] == 0).all()  # the lines and the paper are left to L1 and D
+    assert region_spread_loss(y, torch.zeros_like(labels)).item() == 0  # no region enclosed: no term
+
+    # in train_step: the term is reported and changes G's update
+    torch.manual_seed(0)
+    G = UNetGenerator(ngf=4)
+    updates = []
+    for lam in (0.0, 100.0):
+        G_i = copy.deepcopy(G)
+        D_i = Discriminator(ndf=4)
+        losses = train_step(G_i, D_i, torch.optim.SGD(G_i.parameters(), 0.1), torch.optim.SGD(D_i.parameters(), 0.1),
+                            x.repeat(2, 1, 1, 1), flat.repeat(2, 1, 1, 1), lambda_region=lam)
+        updates.append(G_i.out.weight.detach().clone())
+        assert (losses["loss_G_region"] > 0) == (lam > 0)
+    assert not torch.equal(*updates)
+
+
+def test_lambda_region_is_in_the_card_and_part_of_the_run(tiny_data, tmp_path):
+    out = tmp_path / "region"
+    r = _train(tiny_data, out, "--epochs", "1", "--val", "none", "--lambda-region", "10")
+    assert r.returncode == 0, r.stderr
+    assert "lambda_region 10.0" in (out / "generator" / "README.md").read_text()
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert "loss_G_region" in log[-1]
+    r = _train(tiny_data, out, "--epochs", "2", "--val", "none", "--resume")
+    assert r.returncode != 0 and "--lambda-region 10.0" in r.stderr, r.stderr
