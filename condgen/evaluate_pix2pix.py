@@ -281,9 +281,12 @@ def main(argv=None):
                    help="generator folders, training run folders or Hub ids to score (none: baselines only)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
     p.add_argument("--seed", type=int, default=0, help="seed for --stochastic dropout")
+    p.add_argument("--flat", action="store_true",
+                   help="also score each model's outputs after condgen.colorize.flat_colors (post-processing)")
     p.add_argument("--sheet", default=None, help="write a contact sheet PNG here: sketch | each model | truth per pair")
     args = p.parse_args(argv)
 
+    from .colorize import flat_colors
     from .data import load_pairs, to_tanh_range
     from .hub import CheckpointError
     from .paper import normalize_batch
@@ -302,8 +305,12 @@ def main(argv=None):
         except (CheckpointError, OSError) as e:
             sys.exit(f"error: {e}")
         torch.manual_seed(args.seed)
-        outputs[w] = predict(G, normalize_batch(x), stochastic=args.stochastic)  # as colorize: condgen.paper
+        x_in = normalize_batch(x)  # as colorize: condgen.paper
+        outputs[w] = predict(G, x_in, stochastic=args.stochastic)
         rows[f"{type(G).__name__} {w}"] = scores(outputs[w], y, x, regions)
+        if args.flat:  # flattened as colorize(flat=True) does it: on the regions of the sketch G saw
+            outputs[f"{w} flat"] = torch.cat([flat_colors(o[None], xi[None]) for o, xi in zip(outputs[w], x_in)])
+            rows[f"{type(G).__name__} {w}, flat colors"] = scores(outputs[f"{w} flat"], y, x, regions)
     print(f"{len(x)} pairs from {args.pairs}" + (" (stochastic: dropout on)" if args.stochastic else ""))
     print(table(rows))
     if args.sheet:

@@ -106,8 +106,11 @@ def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
                    "--grid", str(tmp_path / "grid.png")])
     assert Image.open(tmp_path / "color" / "100.png").size == (512, 256)
     assert Image.open(tmp_path / "grid.png").size == (512, 256)  # one row: sketch | output, 256 px each
-    rows = evaluate.main(["pix2pix", "--pairs", str(tiny_data / "val"), "--weights", str(full / "generator")])
+    rows = evaluate.main(["pix2pix", "--pairs", str(tiny_data / "val"), "--weights", str(full / "generator"), "--flat",
+                          "--sheet", str(tmp_path / "sheet.png")])
     assert rows[f"UNetGenerator {full / 'generator'}"]["L1"] == pytest.approx(log[-1]["val"]["L1"], abs=1e-4)
+    assert f"UNetGenerator {full / 'generator'}, flat colors" in rows  # --flat: scored after flat_colors too
+    assert Image.open(tmp_path / "sheet.png").width == 2 * 4 * 128 + 8  # sketch | model | model flat | truth
 
 
 def test_l1_only_encoder_decoder_fp16_weights(tiny_data, tmp_path):
