@@ -394,6 +394,8 @@ def test_bundled_generators_meet_their_targets_on_the_real_pairs(shared_data):
     assert u["L1"] <= 0.125 and u["SSIM"] >= 0.62 and 0.6 <= u["colorfulness_ratio"] <= 1.4, u
     assert e["chroma_tv_ratio"] <= 2.5 and e["outline_ratio"] >= 0.5 and e["L1"] <= 0.14, e
     assert u["L1"] < e["L1"] and u["SSIM"] > e["SSIM"], (u, e)  # the skips pay, as in the paper
+    # one color per region, not two blended hues: ours, not the (the blending bundle before scored 3.60)
+    assert u["region_spread_ratio"] <= 2.0, u
 
 
 def test_encoder_decoder_bottleneck_variant_keeps_an_8x8_code_and_no_skips(tmp_path):
