@@ -101,18 +101,18 @@ def colorize(G, image, flat=False):
     return y.crop(box).resize(rgb.size, Image.LANCZOS)
 
 
-def flat_colors(y, x):
+def flat_colors(y, x, regions=None):
     """Flatting, as a colorist does it: every region the sketch x's lines enclose
     (condgen.evaluate_pix2pix.sketch_regions) takes one color, the median of G's colors there, with
     G's shading kept: each pixel keeps its own luminance and takes the region's chroma. The lines,
     the background and regions a gap in a line leaves open keep G's colors. y, x: (1, 3, H, W) in
-    [-1, 1]; returns y's new values."""
+    [-1, 1]; regions: x's masks (sketch_regions(x)[0]) if already known. Returns y's new values."""
     from .data import LUMA
     from .evaluate_pix2pix import luminance, sketch_regions, to_zero_one
 
     rgb, lum = to_zero_one(y[0]).clone(), luminance(y)[0]  # (3, H, W), (H, W)
     luma = torch.tensor(LUMA)
-    for m in sketch_regions(x)[0]:
+    for m in sketch_regions(x)[0] if regions is None else regions:
         median = rgb[:, m].median(dim=1).values  # (3,)
         # a gray shift (the same amount on r, g and b) changes luminance, not the chroma r - g, (r + g)/2 - b
         rgb[:, m] = median[:, None] + (lum[m] - luma @ median)[None]

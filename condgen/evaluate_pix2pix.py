@@ -298,6 +298,8 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     x, y = to_tanh_range(x), to_tanh_range(y)
     regions = sketch_regions(x)  # the same for every model
+    x_in = normalize_batch(x)  # what G sees, as in colorize: condgen.paper
+    flat_regions = sketch_regions(x_in) if args.flat else None  # flattened on the regions of the sketch G saw
     rows, outputs = baselines(x, y, regions), {}
     for w in args.weights:
         try:
@@ -305,11 +307,11 @@ def main(argv=None):
         except (CheckpointError, OSError) as e:
             sys.exit(f"error: {e}")
         torch.manual_seed(args.seed)
-        x_in = normalize_batch(x)  # as colorize: condgen.paper
         outputs[w] = predict(G, x_in, stochastic=args.stochastic)
         rows[f"{type(G).__name__} {w}"] = scores(outputs[w], y, x, regions)
-        if args.flat:  # flattened as colorize(flat=True) does it: on the regions of the sketch G saw
-            outputs[f"{w} flat"] = torch.cat([flat_colors(o[None], xi[None]) for o, xi in zip(outputs[w], x_in)])
+        if args.flat:  # as colorize(flat=True) does it
+            outputs[f"{w} flat"] = torch.cat([flat_colors(o[None], xi[None], r)
+                                              for o, xi, r in zip(outputs[w], x_in, flat_regions)])
             rows[f"{type(G).__name__} {w}, flat colors"] = scores(outputs[f"{w} flat"], y, x, regions)
     print(f"{len(x)} pairs from {args.pairs}" + (" (stochastic: dropout on)" if args.stochastic else ""))
     print(table(rows))
