@@ -31,16 +31,17 @@ from condgen import distributed, run
 from condgen.checkpoint import atomic_write
 from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_tanh_range
 from condgen.ema import recalibrate_batchnorm, update_ema
-from condgen.evaluate_pix2pix import baselines, chroma, predict, region_labels, scores, sketch_regions, table
+from condgen.evaluate_pix2pix import baselines, chroma, opponent, predict, region_labels, scores, sketch_regions, table
 from condgen.hub import push_error
 from condgen.pix2pix import BOTTLENECKS, D_SCALES, GENERATOR_CLASSES, PATCH_SIZES, Discriminator, decoder_spec
 from condgen.precision import CHOICES, autocast, default_channels_last
 
-LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1", "loss_G_region"]  # train_step's, in log.jsonl
+# train_step's, in log.jsonl
+LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1", "loss_G_chroma", "loss_G_region"]
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
 RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "d_scales", "upsample",
-               "dropout", "bottleneck", "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "lambda_region",
-               "l1_only", "seed"]
+               "dropout", "bottleneck", "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "lambda_chroma",
+               "lambda_region", "l1_only", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -94,6 +95,10 @@ def parse_args(argv=None):
                    help="D's Adam learning rate, on the same schedule as G's (default: --lr): the D:G balance")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
+    p.add_argument("--lambda-chroma", type=float, default=None, metavar="W",
+                   help="split the L1 term, not the paper's: lambda_L1 then weighs the L1 of luminance (lines, "
+                        "shading) and W the L1 of the two opponent-chroma channels (hue), so that L1 pulls less "
+                        "toward the gray mean of the hues a sketch leaves open; none: the paper's L1 over RGB")
     p.add_argument("--lambda-region", type=float, default=0.0,
                    help="weight of a region term, not the paper's: how far G's colors stray from their mean inside "
                         "each region the sketch's lines enclose (the region-spread metric, made a loss), so that G "
@@ -151,6 +156,8 @@ def parse_args(argv=None):
     if not (0 < args.lr < inf and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < inf and 0 <= args.lambda_region < inf):
         p.error(f"--lr must be a positive number, --beta1 in [0, 1), --lambda-l1 and --lambda-region >= 0, got "
                 f"{args.lr}, {args.beta1}, {args.lambda_l1}, {args.lambda_region}")
+    if args.lambda_chroma is not None and not 0 <= args.lambda_chroma < inf:
+        p.error(f"--lambda-chroma must be >= 0, got {args.lambda_chroma}")
     if args.lr_d is None:
         args.lr_d = args.lr
     elif not 0 < args.lr_d < inf:
@@ -161,7 +168,8 @@ def parse_args(argv=None):
     return args
 
 
-def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=None, lambda_region=0.0):
+def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=None, lambda_region=0.0,
+               lambda_chroma=None):
     """One D step then one G step on a batch x -> y; returns the losses (detached)."""
     with autocast(x.device, amp):
         fake = G(x)
@@ -185,14 +193,21 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
             d_fake = getattr(D, "module", D)(x, fake, all_scales=True)
         loss_G_GAN = bce(d_fake, 1.0)
         D.requires_grad_(True)
-    loss_G_L1 = (fake.float() - y).abs().mean()  # on [-1, 1]: twice the L1 that condgen.evaluate_pix2pix reports
+    err = fake.float() - y
+    loss_G_L1 = err.abs().mean()  # on [-1, 1]: twice the L1 that condgen.evaluate_pix2pix reports
+    loss_G_lum, loss_G_chroma = (e.abs().mean() for e in opponent(err))  # logged in every run
+    if lambda_chroma is None:  # the paper's L1, over RGB
+        loss_rec = lambda_L1 * loss_G_L1
+    else:  # --lambda-chroma: the lines and shading keep lambda_L1; the hue, which the sketch leaves open, gets less
+        loss_rec = lambda_L1 * loss_G_lum + lambda_chroma * loss_G_chroma
     if lambda_region:
         loss_G_region = region_spread_loss(fake, sketch_regions_fast(x))
     opt_G.zero_grad(set_to_none=True)
-    (loss_G_GAN + lambda_L1 * loss_G_L1 + lambda_region * loss_G_region).backward()
+    (loss_G_GAN + loss_rec + lambda_region * loss_G_region).backward()
     opt_G.step()
     return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN,
-                                           loss_G_L1=loss_G_L1, loss_G_region=loss_G_region).items()}
+                                           loss_G_L1=loss_G_L1, loss_G_chroma=loss_G_chroma,
+                                           loss_G_region=loss_G_region).items()}
 
 
 def sketch_regions_fast(x):
@@ -273,7 +288,7 @@ def main(args):
             idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size pairs
             x, y = data.batch(idx, device, layout)  # (N, 3, 256, 256) each, jittered
             losses = train_step(G_train, D_train, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp,
-                                args.lambda_region)
+                                args.lambda_region, args.lambda_chroma)
             if G_ema is not None:
                 update_ema(G_ema, G, args.ema)
             sums += torch.stack([losses[k] for k in LOSSES])
@@ -389,6 +404,7 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     renderings = ", ".join(names)
     processes = f" x {world_size} processes" if world_size > 1 else ""
     d = "70x70 PatchGAN" if args.patch == 70 else "1x1 PixelGAN"
+    chroma_l1 = "" if args.lambda_chroma is None else f"lambda_chroma {args.lambda_chroma} (lambda_L1 on luminance), "
     if args.d_scales > 1:  # pix2pixHD's multi-scale D: the same PatchGAN on the pair at 1/2 and 1/4 size
         d += f" at {args.d_scales} scales ({', '.join(f'{256 >> i} px' for i in range(args.d_scales))})"
     code = f"{args.bottleneck}x{args.bottleneck} code, " if args.generator == "encoder-decoder" else ""
@@ -397,6 +413,7 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     dropout = "none (its CD layers are among those cut)" if cut else args.dropout
     training = [f"recipe: ngf {args.ngf}, {code}{d} ndf {args.ndf}, up-convolutions `{args.upsample}`, dropout "
                 f"{dropout}, {published}, lambda_L1 {args.lambda_l1}, "
+                f"{chroma_l1}"
                 f"{f'lambda_region {args.lambda_region}, ' if args.lambda_region else ''}"
                 f"lr {args.lr}{f' (D: {args.lr_d})' if args.lr_d != args.lr else ''} "
                 f"({args.lr_decay_epochs} epochs of linear decay), "

@@ -84,18 +84,25 @@ def colorfulness(img):
     return std + 0.3 * mean
 
 
-def luminance(img):
-    """Rec. 601 luma [N, H, W] on [0, 1] of RGB images in [-1, 1]."""
+def opponent(img):
+    """Luminance (Rec. 601 luma) [N, H, W] and the opponent-chroma channels r - g and (r + g)/2 - b
+    [N, 2, H, W] of RGB [N, 3, H, W]: linear, so also of a difference of images; the three carry all
+    of RGB."""
     from .data import LUMA
 
-    return (to_zero_one(img) * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1)
+    r, g, b = img.float().unbind(1)
+    return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b, torch.stack([r - g, 0.5 * (r + g) - b], dim=1)
+
+
+def luminance(img):
+    """Rec. 601 luma [N, H, W] on [0, 1] of RGB images in [-1, 1]."""
+    return opponent(to_zero_one(img))[0]
 
 
 def chroma(img):
     """The opponent-chroma channels r - g and (r + g)/2 - b [N, 2, H, W] on [0, 1]: color without
     luminance."""
-    r, g, b = to_zero_one(img).unbind(1)
-    return torch.stack([r - g, 0.5 * (r + g) - b], dim=1)
+    return opponent(to_zero_one(img))[1]
 
 
 def chroma_tv(img):

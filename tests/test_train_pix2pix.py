@@ -54,7 +54,7 @@ def test_a_few_steps_lower_l1():
     opt_G = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999))
     steps = [train_step(G, D, opt_G, opt_D, x, y) for _ in range(10)]
-    assert set(steps[0]) == {"loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1", "loss_G_region"}
+    assert set(steps[0]) == set(train_pix2pix.LOSSES)
     assert all(s["loss_G_region"] == 0 for s in steps)  # --lambda-region 0: the paper's objective, not computed
     # at N(0, 0.02) init D's logits are near 0, so each BCE starts near log 2 (chance); the GAN terms then move
     for k in ("loss_D_real", "loss_D_fake", "loss_G_GAN"):
@@ -135,12 +135,13 @@ def test_script_refuses_bad_input(tiny_data, tmp_path, capsys):
         train_pix2pix.main(train_pix2pix.parse_args([*base, "--resume", "--out", str(tmp_path / "c")]))
     for bad in (["--epochs", "0"], ["--lr-decay-epochs", "500"], ["--generator", "resnet"], ["--lr-d", "0"],
                 ["--lr-d", "nan"], ["--dropout", "1"], ["--bottleneck", "3"], ["--bottleneck", "8"],
-                ["--d-scales", "4"], ["--d-scales", "3", "--patch", "1"], ["--lambda-region", "-1"]):
+                ["--d-scales", "4"], ["--d-scales", "3", "--patch", "1"], ["--lambda-region", "-1"],
+                ["--lambda-chroma", "-1"], ["--lambda-chroma", "nan"]):
         with pytest.raises(SystemExit) as e:
             train_pix2pix.parse_args([*base, *bad])
         err = capsys.readouterr().err  # read every time: each message checked alone, not with the ones before it
         assert e.value.code == 2
-        assert bad[0] not in ("--lr-d", "--dropout") or f"{bad[0]} must be" in err, (bad, err)
+        assert bad[0] not in ("--lr-d", "--dropout", "--lambda-chroma") or f"{bad[0]} must be" in err, (bad, err)
         assert bad != ["--bottleneck", "8"] or "is for --generator encoder-decoder" in err, err  # the U-Net default
         assert "--patch" not in bad or "is for the 70x70 PatchGAN" in err, err
 
@@ -284,12 +285,44 @@ def test_region_loss_flattens_each_enclosed_region():
     assert not torch.equal(*updates)
 
 
+class _Canvas(torch.nn.Module):
+    """A 'generator' that paints one learnable image whatever the sketch: its update is the loss's gradient."""
+
+    def __init__(self, img):
+        super().__init__()
+        self.img = torch.nn.Parameter(img.clone())
+
+    def forward(self, x):
+        return self.img.expand(len(x), -1, -1, -1)
+
+
+def test_lambda_chroma_splits_l1_into_luminance_and_hue():
+    # a gray canvas and a target of another hue but the same luminance: 0.299 r + 0.587 g + 0.114 b of the
+    # difference is exactly 0 (the same two products), so the luminance L1 has no gradient at all
+    fake, x = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    hue = torch.tensor([0.587, -0.299, 0.0]).view(1, 3, 1, 1) * 0.5
+    shade = torch.full((1, 3, 1, 1), 0.2)  # the same in r, g and b: luminance only, no chroma
+    for change, lam, moves in ((hue, None, True),  # the paper's RGB L1 sees a change of hue ...
+                               (hue, 0.0, False),  # ... which --lambda-chroma 0 leaves to the adversarial term
+                               (hue, 10.0, True),
+                               (shade, 0.0, True)):  # the luminance keeps lambda_L1
+        y = fake + change
+        G = _Canvas(fake)
+        losses = train_step(G, None, torch.optim.SGD(G.parameters(), 1.0), None, x, y, l1_only=True,
+                            lambda_chroma=lam)
+        assert torch.equal(G.img.detach(), fake) != moves, (lam, moves)
+        # both logged in every run: L1 over RGB (comparable across runs) and the hue error, none for a shade
+        assert losses["loss_G_L1"] > 0.1
+        assert (losses["loss_G_chroma"].item() < 1e-6) == (change is shade), losses
+
+
 def test_lambda_region_is_in_the_card_and_part_of_the_run(tiny_data, tmp_path):
     out = tmp_path / "region"
-    r = _train(tiny_data, out, "--epochs", "1", "--val", "none", "--lambda-region", "10")
+    r = _train(tiny_data, out, "--epochs", "1", "--val", "none", "--lambda-region", "10", "--lambda-chroma", "5")
     assert r.returncode == 0, r.stderr
-    assert "lambda_region 10.0" in (out / "generator" / "README.md").read_text()
+    card = (out / "generator" / "README.md").read_text()
+    assert "lambda_region 10.0" in card and "lambda_chroma 5.0 (lambda_L1 on luminance)" in card, card
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert "loss_G_region" in log[-1]
+    assert "loss_G_region" in log[-1] and "loss_G_chroma" in log[-1]
     r = _train(tiny_data, out, "--epochs", "2", "--val", "none", "--resume")
-    assert r.returncode != 0 and "--lambda-region 10.0" in r.stderr, r.stderr
+    assert r.returncode != 0 and "--lambda-region 10.0" in r.stderr and "--lambda-chroma 5.0" in r.stderr, r.stderr
