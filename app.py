@@ -36,11 +36,15 @@ MODELS = {
 GENERATORS = {"U-Net": "unet", "Encoder-decoder": "encoder-decoder"}
 MAX_COUNT, MAX_STEPS, MAX_COLUMNS, MAX_SEED = 64, 16, 16, 2**32 - 1
 EXAMPLES = sorted(str(p) for p in (Path(__file__).resolve().parent / "examples").glob("*.png"))
+EXAMPLE_HINTS = str(Path(__file__).resolve().parent / "examples" / "hints" / "bird.png")  # EXAMPLES[0]'s dots
+# the hint palette: colors a sketch's regions often want, the user's own from the picker beside it
+PALETTE = ["#f7c62f", "#f08a24", "#d8342c", "#f29bbf", "#8e5bc5", "#3d7fd9", "#43b0c9", "#3f9a4a", "#8b5a2b",
+           "#f2d2a9", "#9a9a9a", "#ffffff", "#2b2b2b"]
 
 # gradio 6.31's editor opens on its upload tool, not the brush. On entering the tab, click the brush
 # for the user (retrying for a few seconds while the canvas initializes), unless it is already on.
-SELECT_BRUSH = """() => { let tries = 0; const timer = setInterval(() => {
-    const brush = document.querySelector('#sketch button[aria-label="Brush"]');
+SELECT_BRUSH = """(editor) => { let tries = 0; const timer = setInterval(() => {
+    const brush = document.querySelector(`#${editor} button[aria-label="Brush"]`);
     if (brush && !brush.classList.contains('highlight')) brush.click();
     else if (brush || ++tries > 50) clearInterval(timer);
 }, 100); }"""
@@ -206,8 +210,9 @@ def create_cgan_demo(models, demo):
 
 
 def create_sketch_demo(models, demo):
-    def colorize_each(image, chosen, stochastic, flat=False):
-        """An RGB sketch -> [U-Net output, its PatchGAN map, encoder-decoder output, its map]; flat:
+    def colorize_each(image, chosen, stochastic, flat=False, hints=None):
+        """An RGB sketch -> [U-Net output, its PatchGAN map, encoder-decoder output, its map]; hints:
+        an RGBA image of the sketch's size or None (condgen.colorize.colorize); flat:
         condgen.colorize.flat_colors on each output (the maps judge what is shown)."""
         import torch
 
@@ -231,37 +236,55 @@ def create_sketch_demo(models, demo):
                 try:  # stochastic: the raw G, dropout on (set at load); else the folded eval copy
                     with torch.inference_mode():
                         images = colorize_and_judge(nets[name] if stochastic else models[name].G_eval, models[name].D,
-                                                    image, flat)
+                                                    image, hints, flat)
                 except ValueError as e:  # colorize's own checks, e.g. a blank sketch
                     raise serving.UserError(f"{str(e)[:1].upper()}{str(e)[1:]}.") from e
             outputs += [None if v is None else serving.png_file(v) for v in images]
         return outputs
 
-    def colorize_upload(image, generator, stochastic, flat=False):
+    def colorize_upload(image, generator, stochastic, flat=False, hints=None):
         from condgen.colorize import to_rgb
 
-        return colorize_each(to_rgb(serving.within_size_limits(serving.read_image(image))), generator, stochastic,
-                             flat)
+        sketch = to_rgb(serving.within_size_limits(serving.read_image(image)))
+        if hints is not None:  # any size with the sketch's aspect ratio: condgen.colorize.to_hints resizes it
+            hints = serving.read_hints(hints, sketch.size)
+        return colorize_each(sketch, generator, stochastic, flat, hints)
 
-    def colorize_sketch(editor, generator, stochastic, flat):
+    def colorize_sketch(editor, hint_editor, generator, stochastic, flat):
         from condgen.colorize import to_rgb
 
         editor = editor or {}
         image, background = editor.get("composite"), editor.get("background")
         if image is None or image.getchannel("A").getbbox() is None:  # nothing drawn, or the canvas cleared away
             raise serving.UserError("No sketch: pick the brush and draw on the canvas, or upload an image.")
+        hints = serving.hint_layer(hint_editor, image.size)  # RGBA of the canvas' size, or None
         # fixed_canvas fits an upload into the 512 px canvas, centred: cut the empty bands off again
-        # (strokes drawn on them included), so the output keeps the upload's aspect ratio
+        # (strokes drawn on them included), so the output keeps the upload's aspect ratio; the hints likewise
         if background is not None and background.getchannel("A").getbbox() is not None:
-            image = image.crop(image.getchannel("A").getbbox())
-        return colorize_each(to_rgb(serving.within_size_limits(image)), generator, stochastic, flat)
+            box = image.getchannel("A").getbbox()
+            image, hints = image.crop(box), hints.crop(box) if hints is not None else None
+        sketch = to_rgb(serving.within_size_limits(image))
+        return colorize_each(sketch, generator, stochastic, flat, hints)
+
+    def show_sketch_under_hints(editor, hint_editor):
+        """The hints canvas shows the sketch under the user's hints (a layer of their own)."""
+        from condgen.data import on_white
+
+        composite = (editor or {}).get("composite")
+        layer = serving.hint_layer(hint_editor, composite.size) if composite is not None else None
+        if composite is None:
+            return None
+        return {"background": on_white(composite).convert("RGBA"), "layers": [layer] if layer else [],
+                "composite": None}
 
     def intro():
         sources = "; ".join(f"{label}: {describe(n, models[n])}{variant_note(models[n])}"
                             for label, n in GENERATORS.items())
         first = Path(EXAMPLES[0]).name if EXAMPLES else "nothing"
         return ("Pix2Pix: draw dark lines on the white canvas (or upload a sketch, on any paper), pick a generator, "
-                f"Colorize (shown first: {first}, an example, colorized by the U-Net). "
+                "Colorize. **Your colors:** on *Color hints*, dab a dot or a short stroke of a color inside a "
+                "region and that region takes it; no hints, the generator picks. "
+                f"Shown first: {first}, an example, automatic and with 4 color dots, by the U-Net. "
                 f"Trained on Sketch2Pokemon-style line art. Running: {sources}.")
 
     serving.live_markdown(demo, intro)
@@ -271,13 +294,25 @@ def create_sketch_demo(models, demo):
             # transparent (RGBA: colorize_sketch finds an upload's box by its alpha), and to_rgb puts them on
             # white. fixed_canvas: an upload is fitted into the 512 px canvas in the browser, so a 3000 px photo
             # is not sent whole (20 MB limit: 413).
-            sketch = gr.ImageEditor(
-                None, label="sketch", type="pil",
-                image_mode="RGBA", sources=("upload", "clipboard"), canvas_size=(512, 512), fixed_canvas=True,
-                height=640,
-                layers=False, transforms=(), brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),
-                eraser=gr.Eraser(default_size=12), elem_id="sketch",
-            )
+            with gr.Tabs():
+                with gr.Tab("Lines", id="lines") as lines_tab:
+                    sketch = gr.ImageEditor(
+                        None, label="sketch", type="pil",
+                        image_mode="RGBA", sources=("upload", "clipboard"), canvas_size=(512, 512),
+                        fixed_canvas=True, height=640, layers=False, transforms=(),
+                        brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),
+                        eraser=gr.Eraser(default_size=12), elem_id="sketch",
+                    )
+                # Hints on a canvas of their own, with the sketch as its background: a hint never
+                # becomes a line, and clearing them leaves the lines
+                with gr.Tab("Color hints", id="hints") as hints_tab:
+                    hint_editor = gr.ImageEditor(
+                        None, label="color hints: dab a color inside a region", type="pil", image_mode="RGBA",
+                        sources=(), canvas_size=(512, 512), fixed_canvas=True, height=640, layers=False,
+                        transforms=(), brush=gr.Brush(default_size=8, colors=PALETTE, color_mode="defaults"),
+                        eraser=gr.Eraser(default_size=16), elem_id="hints",
+                    )
+                    clear_hints = gr.Button("Clear hints", size="sm")
             generator = gr.Radio([*GENERATORS, "Both"], value="U-Net", label="generator")
             stochastic = gr.Checkbox(
                 False, label="stochastic (as in the paper)",
@@ -291,6 +326,7 @@ def create_sketch_demo(models, demo):
                      "flatting pass); lines, background and regions left open by a gap stay as painted.")
             btn = gr.Button("Colorize", variant="primary")
             image = serving.ImageInput(visible=False, type="filepath", image_mode=None, label="image")  # /colorize's
+            hints = serving.HintsInput(visible=False, type="filepath", image_mode=None, label="hints")
         with gr.Column():
             # the output at about the canvas' size, its PatchGAN map smaller beside it
             with gr.Row() as row_unet:
@@ -309,17 +345,36 @@ def create_sketch_demo(models, demo):
     outputs = [y_unet, m_unet, y_ed, m_ed]
     generator.change(lambda g: (gr.Row(visible=g != "Encoder-decoder"), gr.Row(visible=g != "U-Net")),
                      generator, [row_unet, row_ed], queue=False, api_visibility="private")
-    btn.click(colorize_sketch, [sketch, generator, stochastic, flat], outputs, api_visibility="undocumented")
-    gr.on([], colorize_upload, [image, generator, stochastic, flat], outputs, api_name="colorize", preprocess=False)
+    btn.click(colorize_sketch, [sketch, hint_editor, generator, stochastic, flat], outputs,
+              api_visibility="undocumented")
+    gr.on([], colorize_upload, [image, generator, stochastic, flat, hints], outputs, api_name="colorize",
+          preprocess=False)
+    # no queue: cheap (no torch), and the page waits on one plain request
+    hints_tab.select(show_sketch_under_hints, [sketch, hint_editor], hint_editor, queue=False,
+                     api_visibility="private")
+    hints_tab.select(None, js="() => (" + SELECT_BRUSH + ")('hints')")
+    lines_tab.select(None, js="() => (" + SELECT_BRUSH + ")('sketch')")
+    clear_hints.click(lambda e: show_sketch_under_hints(e, None), sketch, hint_editor, queue=False,
+                      api_visibility="private")
     gr.Examples(EXAMPLES, [sketch], label="Example sketches: click one to load it into the canvas", elem_id="examples")
 
-    def example():  # the first example, colorized by the U-Net
-        from condgen.colorize import to_rgb
+    def example():  # the first example, colorized by the U-Net with its hints, and beside it without
+        from PIL import Image
 
-        return colorize_each(to_rgb(EXAMPLES[0]), "U-Net", False)
+        from condgen.colorize import colorize, to_rgb
 
+        hints = EXAMPLE_HINTS if Path(EXAMPLE_HINTS).is_file() else None
+        results = colorize_each(to_rgb(EXAMPLES[0]), "U-Net", False, hints=hints)
+        served_generator(models, "unet")  # a gr.Error if it is missing
+        automatic = colorize(models["unet"].G_eval, EXAMPLES[0])
+        shown = [serving.with_hints(EXAMPLES[0], hints), automatic, Image.open(results[0])]
+        return [*results, serving.png_file(serving.strip(shown))]
+
+    with gr.Row():
+        comparison = gr.Image(label="example: sketch with its hints | automatic | with the hints", format="png",
+                              interactive=False, elem_id="example-hints", height=220)
     if EXAMPLES:
-        serving.first_result(demo, example, outputs)
+        serving.first_result(demo, example, [*outputs, comparison])
 
 
 def create_about(models, demo):
@@ -353,7 +408,7 @@ def build_demo(models, concurrency=2):
                 create_sketch_demo(models, demo)
             with gr.Tab("About"):
                 create_about(models, demo)
-        sketch_tab.select(None, js=SELECT_BRUSH)
+        sketch_tab.select(None, js="() => (" + SELECT_BRUSH + ")('sketch')")
     return demo.queue(default_concurrency_limit=concurrency, max_size=64)
 
 

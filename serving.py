@@ -69,6 +69,19 @@ class ImageInput(gr.Image):
         return "examples/fox.png"
 
 
+class HintsInput(ImageInput):
+    """/colorize's optional hints: an RGBA image of the sketch's size, transparent but where a color
+    is wanted (condgen.colorize.to_hints); its example fits the image's (both 256x256)."""
+
+    def example_payload(self):
+        from gradio_client import handle_file
+
+        return handle_file("examples/hints/bird.png")
+
+    def example_value(self):
+        return "examples/hints/bird.png"
+
+
 def refuse_server_paths():
     """A request naming a file on the server that no one uploaded is refused by gradio with an
     InvalidPathError, which the client sees as {"error": null} and the log as a traceback. Keep
@@ -113,6 +126,56 @@ def read_image(payload):
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on broken files
         raise UserError(f"Could not read the image ({type(e).__name__}); upload a PNG, JPEG or WebP file.") from e
     return im
+
+
+def read_hints(payload, size):
+    """/colorize's hints: an uploaded RGBA file -> RGBA PIL image of size (the sketch's, after
+    within_size_limits); one of another size with the sketch's aspect ratio is resized. Anything
+    else is refused with a sentence starting "hints:"."""
+    from condgen.colorize import to_hints
+
+    if not (isinstance(payload, dict) and isinstance(payload.get("path"), str)):
+        raise UserError("hints must be an uploaded image file (gradio_client: handle_file('hints.png')), got "
+                        f"{str(payload)[:80]!r}")
+    try:
+        im = read_image(payload)
+    except gr.Error as e:
+        raise UserError(f"hints: {e.message[:1].lower()}{e.message[1:]}") from e
+    try:
+        return to_hints(im, size)
+    except ValueError as e:
+        raise UserError(f"{e}.") from e
+
+
+def hint_layer(editor, size):
+    """The hints drawn on the app's hint canvas (gr.ImageEditor value): its layer, RGBA, or None if
+    nothing is drawn. Its background, the sketch shown under the hints, is not part of it."""
+    layers = (editor or {}).get("layers") or []
+    layer = layers[0] if layers else None
+    if layer is None or layer.mode != "RGBA" or layer.getchannel("A").getbbox() is None:
+        return None
+    return layer if layer.size == size else layer.resize(size, Image.NEAREST)
+
+
+def with_hints(sketch, hints):
+    """A sketch (path) with its hints (path or None) drawn over it, RGB, for showing what was asked."""
+    with Image.open(sketch) as im:
+        out = im.convert("RGBA")
+    if hints is not None:
+        with Image.open(hints) as h:
+            out.alpha_composite(h.convert("RGBA").resize(out.size))
+    return out.convert("RGB")
+
+
+def strip(images, height=256, gap=8):
+    """Images side by side at one height, on white."""
+    images = [im.resize((round(im.width * height / im.height), height), Image.LANCZOS) for im in images]
+    out = Image.new("RGB", (sum(im.width for im in images) + gap * (len(images) - 1), height), "white")
+    x = 0
+    for im in images:
+        out.paste(im.convert("RGB"), (x, 0))
+        x += im.width + gap
+    return out
 
 
 def within_size_limits(im):

@@ -27,21 +27,39 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from condgen import distributed, run
+from condgen import distributed, hints, run
 from condgen.checkpoint import atomic_write
 from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_tanh_range
 from condgen.ema import recalibrate_batchnorm, update_ema
-from condgen.evaluate_pix2pix import baselines, chroma, opponent, predict, region_labels, scores, sketch_regions, table
+from condgen.evaluate_pix2pix import (
+    baselines,
+    chroma,
+    hint_scores,
+    opponent,
+    predict,
+    region_labels,
+    scores,
+    sketch_regions,
+    table,
+)
 from condgen.hub import push_error
-from condgen.pix2pix import BOTTLENECKS, D_SCALES, GENERATOR_CLASSES, PATCH_SIZES, Discriminator, decoder_spec
+from condgen.pix2pix import (
+    BOTTLENECKS,
+    D_SCALES,
+    GENERATOR_CLASSES,
+    PATCH_SIZES,
+    Discriminator,
+    add_hint_input,
+    decoder_spec,
+)
 from condgen.precision import CHOICES, autocast, default_channels_last
 
 # train_step's, in log.jsonl
-LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1", "loss_G_chroma", "loss_G_region"]
+LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1", "loss_G_chroma", "loss_G_region", "loss_G_hint"]
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
 RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "d_scales", "upsample",
                "dropout", "bottleneck", "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "lambda_chroma",
-               "lambda_region", "l1_only", "seed"]
+               "lambda_region", "l1_only", "hints", "lambda_hint", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -82,6 +100,14 @@ def parse_args(argv=None):
     p.add_argument("--bottleneck", type=int, choices=BOTTLENECKS, default=1,
                    help="encoder-decoder only: the code's size for a 256x256 sketch (paper: 1x1, all eight encoder "
                         "layers; 8: a variant that keeps five, an 8x8 code, still no skips)")
+    p.add_argument("--hints", action="store_true",
+                   help="G takes color hints beside the sketch (not the paper's): at every step hints are simulated "
+                        "from the truth (condgen.hints.sample: a geometric number of dots and short strokes, none "
+                        "for a quarter of the pairs) and spread through the closed regions that hold them")
+    p.add_argument("--lambda-hint", type=float, default=0.0,
+                   help="with --hints: weight of an L1 term on the pixels within 2 px of a hint (the 5x5 window of "
+                        "the hint-fidelity metric), so that G paints a hint's color where it was put, lines and "
+                        "open areas included, which the region passes of condgen.hints do not reach; 0: none")
     p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
                    help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 "
                         "convolution (Odena et al. 2016, no checkerboard)")
@@ -156,6 +182,8 @@ def parse_args(argv=None):
     if not (0 < args.lr < inf and 0 <= args.beta1 < 1 and 0 <= args.lambda_l1 < inf and 0 <= args.lambda_region < inf):
         p.error(f"--lr must be a positive number, --beta1 in [0, 1), --lambda-l1 and --lambda-region >= 0, got "
                 f"{args.lr}, {args.beta1}, {args.lambda_l1}, {args.lambda_region}")
+    if not 0 <= args.lambda_hint < inf or (args.lambda_hint and not args.hints):
+        p.error(f"--lambda-hint must be >= 0 and goes with --hints, got {args.lambda_hint}")
     if args.lambda_chroma is not None and not 0 <= args.lambda_chroma < inf:
         p.error(f"--lambda-chroma must be >= 0, got {args.lambda_chroma}")
     if args.lr_d is None:
@@ -169,11 +197,14 @@ def parse_args(argv=None):
 
 
 def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=None, lambda_region=0.0,
-               lambda_chroma=None):
-    """One D step then one G step on a batch x -> y; returns the losses (detached)."""
+               lambda_chroma=None, hint_map=None, labels=None, lambda_hint=0.0, near_hints=None):
+    """One D step then one G step on a batch x -> y; returns the losses (detached). hint_map: G's
+    hint input (condgen.hints), for a G built with hints; labels: the sketches' closed regions
+    (condgen.evaluate_pix2pix.region_labels), if already found; near_hints: [N, 1, H, W] bool, the
+    pixels that lambda_hint's L1 term covers."""
     with autocast(x.device, amp):
-        fake = G(x)
-    loss_D_real = loss_D_fake = loss_G_GAN = loss_G_region = torch.zeros((), device=x.device)
+        fake = G(x) if hint_map is None else G(x, hint_map)
+    loss_D_real = loss_D_fake = loss_G_GAN = loss_G_region = loss_G_hint = torch.zeros((), device=x.device)
     if not l1_only:
         # D step: real pairs (x, y) -> 1, fake pairs (x, G(x)) -> 0; G's output detached. The
         # paper divides D's objective by 2, "which slows down the rate at which D learns relative
@@ -201,21 +232,15 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
     else:  # --lambda-chroma: the lines and shading keep lambda_L1; the hue, which the sketch leaves open, gets less
         loss_rec = lambda_L1 * loss_G_lum + lambda_chroma * loss_G_chroma
     if lambda_region:
-        loss_G_region = region_spread_loss(fake, sketch_regions_fast(x))
+        loss_G_region = region_spread_loss(fake, region_labels(x) if labels is None else labels)
+    if near_hints is not None and near_hints.any():
+        loss_G_hint = err.abs().mul(near_hints).sum() / (3 * near_hints.sum())  # mean L1 near the hints
     opt_G.zero_grad(set_to_none=True)
-    (loss_G_GAN + loss_rec + lambda_region * loss_G_region).backward()
+    (loss_G_GAN + loss_rec + lambda_region * loss_G_region + lambda_hint * loss_G_hint).backward()
     opt_G.step()
     return {k: v.detach() for k, v in dict(loss_D_real=loss_D_real, loss_D_fake=loss_D_fake, loss_G_GAN=loss_G_GAN,
                                            loss_G_L1=loss_G_L1, loss_G_chroma=loss_G_chroma,
-                                           loss_G_region=loss_G_region).items()}
-
-
-def sketch_regions_fast(x):
-    """condgen.evaluate_pix2pix.region_labels [N, H, W] for a training batch, found at half size (8x
-    fewer operations: the label propagation dominates it): each 2x2 block keeps its darkest pixel, so
-    no line is lost, and the labels are scaled back up."""
-    labels = region_labels(-F.max_pool2d(-x.float(), 2))  # (N, H/2, W/2)
-    return labels.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+                                           loss_G_region=loss_G_region, loss_G_hint=loss_G_hint).items()}
 
 
 def region_spread_loss(fake, labels):
@@ -259,6 +284,8 @@ def main(args):
     data, x_val, y_val = load_data(args, device, world_size)
     # the regions the val sketches' lines enclose, for the region-spread ratio: found once, not every epoch
     regions_val = sketch_regions(x_val) if x_val is not None and master_process else None
+    # --hints: 3 simulated hints per val pair, the same every epoch, scored beside the automatic mode
+    hints_val = hints.sample(y_val, 3, torch.Generator().manual_seed(0)) if args.hints and regions_val else None
 
     G, D = (m.to(device, memory_format=layout) for m in build_models(args))
     # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the bare modules that
@@ -287,8 +314,15 @@ def main(args):
         for i, idx in enumerate(bar):
             idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size pairs
             x, y = data.batch(idx, device, layout)  # (N, 3, 256, 256) each, jittered
+            labels = region_labels(x) if args.hints or args.lambda_region else None  # (N, 256, 256)
+            # hints drawn from the truth, on the device the pairs are on, from torch's CPU generator (resumable)
+            hint_map = near = None
+            if args.hints:
+                drawn = hints.sample(y)[0]
+                near = F.max_pool2d(drawn[:, 3:], 5, 1, 2) > 0 if args.lambda_hint else None
+                hint_map = hints.spread(drawn, labels).contiguous(memory_format=layout)
             losses = train_step(G_train, D_train, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp,
-                                args.lambda_region, args.lambda_chroma)
+                                args.lambda_region, args.lambda_chroma, hint_map, labels, args.lambda_hint, near)
             if G_ema is not None:
                 update_ema(G_ema, G, args.ema)
             sums += torch.stack([losses[k] for k in LOSSES])
@@ -309,6 +343,10 @@ def main(args):
         if x_val is not None:
             history[-1]["val"] = validate(G_pub, x_val, y_val, regions_val, amp, out / "val", epoch + 1,
                                              args.val_rows)
+            if hints_val is not None:
+                with autocast(device, amp):
+                    fake = predict(G_pub, x_val, hints=hints_val[0])
+                history[-1]["val_3_hints"] = hint_scores(fake, y_val, x_val, hints_val[1], regions_val)
         run.log_epoch(out, history)
         if save:  # every --save-every epochs: the publishable models, then the resume state
             meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
@@ -327,7 +365,8 @@ def main(args):
 def build_models(args):
     """(G, D) for the architecture flags, on the CPU."""
     extra = {"bottleneck": args.bottleneck} if args.generator == "encoder-decoder" else {}
-    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample, dropout=args.dropout, **extra),
+    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample, dropout=args.dropout,
+                                              hints=args.hints, **extra),
             Discriminator(ndf=args.ndf, patch=args.patch, scales=args.d_scales))
 
 
@@ -367,7 +406,10 @@ def init_from(args, G, D, G_ema, master_process):
         D.load_state_dict(saved.state_dict())  # strict: fewer scales than saved is a mismatch
         return ""
 
-    run.init_from(args.init_from, G, D, G_ema, master_process, load_D)
+    def adapt_G(saved, G):  # a G saved without a hint input, trained on with --hints: zero weights for the hints
+        return add_hint_input(saved) if G.hints and not saved.hints else saved
+
+    run.init_from(args.init_from, G, D, G_ema, master_process, load_D, adapt_G)
 
 
 def recalibrate(G_ema, data, epoch, batch_size, device, layout):

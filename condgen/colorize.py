@@ -9,6 +9,12 @@ paper otherwise comes out yellow or blotched); the sketch is padded to a square 
 resized to 256x256 as the training pairs were (condgen.data.square_on_white), colorized, and the
 result cropped and resized back to the input's size.
 
+Color hints (`--hints hints.png`, condgen.hints): an RGBA image of the sketch's size, alpha > 0
+marking hint pixels and their RGB the color wanted there, e.g. a dot of yellow in a body; fully
+transparent elsewhere. It is padded and resized with the sketch; each closed region of the sketch
+that holds a hint takes its color, G's shading kept, and a generator trained with hints
+(`train_pix2pix.py --hints`) carries them into the rest. No hints, or none visible: automatic.
+
 Eval mode by default: BatchNorm uses its running statistics and dropout is off, so the same
 sketch always gives the same picture. `--stochastic` keeps dropout on, which is how the paper
 injects noise z at test time (Sec. 2.2: "we provide noise only in the form of dropout, applied ...
@@ -23,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from . import hints as H
 from .data import on_white, square_on_white, to_tanh_range
 from .paper import normalize_sketch
 
@@ -33,16 +40,7 @@ HEAT = np.array([[215, 48, 39], [255, 255, 191], [26, 152, 80]], np.float32)  # 
 def to_rgb(image):
     """A path, PIL image or HxW[xC] uint8/uint16 array -> 8-bit RGB PIL image, white under alpha."""
     if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as im:
-                im.load()
-                image = im.copy()
-        except FileNotFoundError as e:
-            raise ValueError(f"{image}: no such file") from e
-        except (UnidentifiedImageError, OSError) as e:  # PIL's messages name the file again: say it once
-            why = ("not an image PIL can read" if isinstance(e, UnidentifiedImageError)
-                   else str(e).replace(f"'{image}'", "").strip(": "))
-            raise ValueError(f"{image}: not a readable image ({why})") from e
+        image = _open(image)
     elif isinstance(image, np.ndarray):
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or image.size == 0:
             raise ValueError(f"expected an image array H x W [x 1|3|4], got shape {image.shape}")
@@ -78,6 +76,68 @@ def _to_square(rgb):
     return to_tanh_range(x)[None], box  # (1, 3, 256, 256) in [-1, 1]
 
 
+def _open(path):
+    """The image at path, loaded; a clear ValueError naming it if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except FileNotFoundError as e:
+        raise ValueError(f"{path}: no such file") from e
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        why = ("not an image PIL can read" if isinstance(e, UnidentifiedImageError)
+               else str(e).replace(f"'{path}'", "").strip(": "))
+        raise ValueError(f"{path}: not a readable image ({why})") from e
+
+
+def to_hints(hints, size):
+    """Color hints (path, PIL image or H x W x 4 uint8 array; alpha > 0 marks a hint, its RGB the
+    color) -> RGBA PIL image of size (w, h), the sketch's. One of another size with the sketch's
+    aspect ratio (a canvas at another scale) is resized; any other size, or an image without
+    transparency, is refused with a sentence."""
+    name = "hints"
+    if isinstance(hints, (str, Path)):
+        name, hints = f"hints {hints}", _open(hints)
+    elif isinstance(hints, np.ndarray):
+        if hints.ndim != 3 or hints.shape[2] != 4 or hints.dtype != np.uint8:
+            raise ValueError(f"{name}: expected an RGBA uint8 array H x W x 4 (alpha > 0 marks a hint), got "
+                             f"{hints.dtype} {hints.shape}")
+        hints = Image.fromarray(hints, "RGBA")
+    if not isinstance(hints, Image.Image):
+        raise ValueError(f"{name}: expected an RGBA image (path, PIL image or array), got {type(hints).__name__}")
+    if hints.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in hints.info:
+        raise ValueError(f"{name}: a {hints.mode} image has no transparency; hints are an RGBA image, transparent "
+                         "except where a color is wanted")
+    hints = hints.convert("RGBA")
+    if hints.size != size:
+        (w, h), (sw, sh) = hints.size, size
+        if abs(w * sh - h * sw) > max(w, h, sw, sh):  # aspect ratios differ by more than a pixel's rounding
+            raise ValueError(f"{name}: {w}x{h} does not fit the sketch's {sw}x{sh}; draw the hints on an image "
+                             "of the sketch's size")
+        hints = _resize_rgba(hints, size)
+    return hints
+
+
+def _resize_rgba(rgba, size):
+    """Resize an RGBA image with its colors premultiplied by alpha, so that transparent pixels do
+    not darken a hint's edge; area-averaged when shrinking."""
+    shrink = size[0] < rgba.width
+    return rgba.convert("RGBa").resize(size, Image.BOX if shrink else Image.BILINEAR).convert("RGBA")
+
+
+def _hints_to_square(hints, box):
+    """RGBA hints of the sketch's size -> hint map [1, 4, 256, 256] laid out as _to_square lays out
+    the sketch (padded to a square, resized), or None if no hint is visible. A pixel is a hint
+    where at least an eighth of it was covered: a 1-px dot on a 1024-px sketch survives."""
+    side = max(hints.size)
+    canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    canvas.paste(hints, (round(box[0] * side / SIZE), round(box[1] * side / SIZE)))
+    a = np.asarray(_resize_rgba(canvas, (SIZE, SIZE))).copy()
+    a[..., 3] = np.where(a[..., 3] >= 32, 255, 0)
+    hint_map = H.from_rgba(a)
+    return None if H.is_empty(hint_map) else hint_map
+
+
 def _to_pil(t):
     """[3, H, W] in [-1, 1] -> RGB PIL image."""
     a = ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -85,16 +145,29 @@ def _to_pil(t):
 
 
 @torch.no_grad()
-def colorize(G, image, flat=False):
+def colorize(G, image, hints=None, flat=False):
     """Colorize one sketch (path, PIL image or array) -> RGB PIL image of the input's size. G runs in
     the mode it is in, which the caller sets once: eval mode, or condgen.pix2pix.at_test_time with
-    stochastic (dropout on); never flipped here, so requests can share a G. flat: flat_colors on
-    G's output (post-processing, not the model)."""
+    stochastic (dropout on); never flipped here, so requests can share a G.
+
+    hints: color hints, an RGBA image (path, PIL image or array) of the sketch's size, alpha > 0
+    marking hint pixels and their RGB the color wanted (to_hints); None or all transparent:
+    automatic. They go through the sketch's padding and resizing; each closed region of the sketch
+    holding one takes its color (condgen.hints.apply), and a G built with hints also takes them as
+    input. flat: flat_colors on the output (post-processing, not the model)."""
     rgb = normalize_sketch(to_rgb(image))
     check_sketch(rgb)
     x, box = _to_square(rgb)
+    hint_map = _hints_to_square(to_hints(hints, rgb.size), box) if hints is not None else None
     w = next(G.parameters())
-    y = G(x.to(w.device, w.dtype)).float().cpu()  # w.dtype: bf16 for condgen.precision.inference_generator's copy
+    if hint_map is None:
+        y = G(x.to(w.device, w.dtype)).float().cpu()  # w.dtype: bf16 for condgen.precision.inference_generator's copy
+    else:
+        from .evaluate_pix2pix import region_labels
+
+        labels = region_labels(x, open_areas=True)
+        fed = H.spread(hint_map, labels).to(w.device, w.dtype) if G.hints else None
+        y = H.apply(G(x.to(w.device, w.dtype), fed).float().cpu(), hint_map, labels)
     y = _to_pil((flat_colors(y, x) if flat else y)[0])
     left, top, right, bottom = (round(v) for v in box)
     box = (left, top, max(right, left + 1), max(bottom, top + 1))  # a 1-px-thin input keeps 1 px
@@ -150,10 +223,10 @@ def heat_overlay(p, y, alpha=0.5):
     return Image.blend(y, square.crop((left, top, left + y.width, top + y.height)), alpha)
 
 
-def colorize_and_judge(G, D, sketch, flat=False):
-    """(G's colorized sketch, D's patch_map as a heat overlay on it, or None without a D); flat:
-    flat_colors, and D judges the flattened picture."""
-    y = colorize(G, sketch, flat)
+def colorize_and_judge(G, D, sketch, hints=None, flat=False):
+    """(G's colorized sketch, D's patch_map as a heat overlay on it, or None without a D); hints and
+    flat as colorize, and D judges the picture shown."""
+    y = colorize(G, sketch, hints, flat)
     return y, (heat_overlay(patch_map(D, sketch, y), y) if D is not None else None)
 
 
@@ -166,11 +239,16 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="folder for the colorized images (<name>.png)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
     p.add_argument("--seed", type=int, default=0, help="seed for --stochastic")
+    p.add_argument("--hints", default=None, metavar="RGBA",
+                   help="color hints for the sketch (one sketch only): an RGBA image of its size, transparent except "
+                        "where a color is wanted")
     p.add_argument("--flat", action="store_true",
                    help="flat colors: one color per region the lines enclose, G's shading kept (post-processing)")
     p.add_argument("--grid", default=None,
                    help="also write one PNG with a row per image: sketch | output (256 px each)")
     args = p.parse_args(argv)
+    if args.hints and len(args.images) > 1:
+        p.error(f"--hints belong to one sketch; got {len(args.images)} images")
 
     from .hub import CheckpointError
     from .pix2pix import at_test_time, load_generator
@@ -189,7 +267,7 @@ def main(argv=None):
     for f in args.images:
         try:
             rgb = to_rgb(f)  # read once: colorized here, and shown beside its output in --grid
-            y = colorize(G, rgb, flat=args.flat)
+            y = colorize(G, rgb, hints=args.hints, flat=args.flat)
             y.save(out / f"{Path(f).stem}.png")
             print(f"{f} -> {out / (Path(f).stem + '.png')}")
             rows.append((rgb, y))

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hints import CHANNELS as HINT_CHANNELS
 from .hub import HubMixin
 
 # Appendix 6.1.1. Channel counts are for ngf=64 (ndf=64); other widths scale them by ngf/64.
@@ -118,6 +119,34 @@ def _check_size(x):
         raise ValueError(f"expected input [N, C, H, W] with H and W multiples of 256, got {list(x.shape)}")
 
 
+def _with_hints(G, x, hints):
+    """G's input: the sketch x, and for a generator built with hints=True the hint map beside it
+    (condgen.hints: 3 colors + 1 mask; none given: no hints, all zeros)."""
+    _check_size(x)
+    if not G.hints:
+        if hints is not None:
+            raise ValueError(f"this {type(G).__name__} was built without a hint input (hints=False); "
+                             "condgen.hints.apply still colors the hinted regions after it")
+        return x
+    if hints is None:
+        return torch.cat([x, x.new_zeros(len(x), HINT_CHANNELS, *x.shape[2:])], dim=1)
+    if hints.shape != (len(x), HINT_CHANNELS, *x.shape[2:]):
+        raise ValueError(f"expected hints [N, {HINT_CHANNELS}, H, W] beside x {list(x.shape)}, got {list(hints.shape)}")
+    return torch.cat([x, hints.to(x.dtype)], dim=1)
+
+
+def add_hint_input(G):
+    """A copy of a generator built without hints, taking them: the first convolution gets the hint
+    map's input channels with zero weights, so the new G paints exactly what G did until trained."""
+    new = type(G)(**{**G._hub_mixin_config, "hints": True})
+    state = G.state_dict()
+    first = "encoder.0.0.weight"
+    w = state[first]  # (ngf, 3, 4, 4)
+    state[first] = torch.cat([w, w.new_zeros(w.shape[0], HINT_CHANNELS, *w.shape[2:])], dim=1)
+    new.load_state_dict(state)
+    return new
+
+
 def decoder_spec(ngf, bottleneck=1):
     """The encoder-decoder's decoder layers for a code of bottleneck x bottleneck (paper: 1): the
     last ones of DECODER, one per encoder layer after the first, as (channels, dropout) pairs."""
@@ -143,12 +172,12 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
     pass through the bottleneck, which is the difference from the U-Net the app shows."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose",
-                 dropout: float = 0.5, bottleneck: int = 1):
+                 dropout: float = 0.5, bottleneck: int = 1, hints: bool = False):
         super().__init__()
-        self.bottleneck = bottleneck
+        self.bottleneck, self.hints = bottleneck, hints
         spec = decoder_spec(ngf, bottleneck)
         layers = len(spec) + 1  # each encoder layer halves 256 -> ... -> bottleneck; the decoder mirrors all but one
-        self.encoder = _encoder(in_channels, ngf, layers)
+        self.encoder = _encoder(in_channels + HINT_CHANNELS * hints, ngf, layers)
         blocks, c = [], parse_spec(ENCODER, ngf)[layers - 1][0]
         for k, cd in spec:
             blocks.append(DecodeBlock(c, k, dropout if cd else 0.0, upsample))
@@ -157,8 +186,8 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
         self.out = up(c, out_channels, upsample)  # "a convolution ... to 3 channels"
         init_weights(self)
 
-    def forward(self, x):
-        _check_size(x)
+    def forward(self, x, hints=None):
+        x = _with_hints(self, x, hints)
         for block in self.encoder:  # (N, 3, 256, 256) -> ... -> (N, 8ngf, 1, 1) (bottleneck 1)
             x = block(x)
         for block in self.decoder:  # (N, 8ngf, 1, 1) -> ... -> (N, ngf, 128, 128)
@@ -171,9 +200,10 @@ class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
     low-level information (here: where the lines are) bypasses the bottleneck. `dropout` as there."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose",
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, hints: bool = False):
         super().__init__()
-        self.encoder = _encoder(in_channels, ngf)
+        self.hints = hints
+        self.encoder = _encoder(in_channels + HINT_CHANNELS * hints, ngf)
         skips = [k for k, _ in parse_spec(ENCODER, ngf)][-2::-1]  # mirrored: 512, 512, ..., 128, 64
         outs = [k for k, _ in parse_spec(DECODER, ngf)]
         ins = parse_spec(UNET_DECODER, ngf)
@@ -184,8 +214,8 @@ class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
         self.out = up(ins[-1][0], out_channels, upsample)
         init_weights(self)
 
-    def forward(self, x):
-        _check_size(x)
+    def forward(self, x, hints=None):
+        x = _with_hints(self, x, hints)
         skips = []
         for block in self.encoder:
             x = block(x)

@@ -96,14 +96,16 @@ def set_lr(optimizers, lr):
             group["lr"] = lr
 
 
-def init_from(run_dir, G, D, G_ema, master, load_D=None):
+def init_from(run_dir, G, D, G_ema, master, load_D=None, adapt_G=None):
     """--init-from RUN: G (and G_ema) from RUN/generator and D from RUN/discriminator, with fresh Adam
     moments; RUN may also be published weights with their discriminator inside (weights/pix2pix-unet).
     Strict loads: the architecture flags must match the run's; load_D(saved D, D) -> note loads D
     another way instead (pix2pix: fresh for another --ndf, the finest scale only for more --d-scales)
-    and says how, "" when it loaded all of it."""
+    and says how, "" when it loaded all of it. adapt_G(saved G, G) -> the saved G made to fit G
+    (pix2pix: a hint input added to a G saved without one)."""
     try:
-        G.load_state_dict(type(G).from_pretrained(model_folder(run_dir)).state_dict())
+        saved = type(G).from_pretrained(model_folder(run_dir))
+        G.load_state_dict((adapt_G(saved, G) if adapt_G is not None else saved).state_dict())
         D_saved = type(D).from_pretrained(Path(run_dir) / "discriminator")
         if load_D is not None:
             note = load_D(D_saved, D)

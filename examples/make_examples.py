@@ -1,6 +1,9 @@
 """Draw the Sketch-to-color tab's example sketches: black line art on white, made by code (free to ship).
 
-    python examples/make_examples.py      # writes examples/*.png
+    python examples/make_examples.py      # writes examples/*.png and examples/hints/*.png
+
+examples/hints/NAME.png holds color hints for the sketch NAME.png (condgen.hints): an RGBA image of
+its size, transparent but for a few dots of the colors wanted, as a user dabs them in the app.
 
 Sketch2Pokemon's sketches are ~2-3 px black outlines of one creature filling a 256x256 frame; these
 imitate that style with original creatures. Lines are drawn at 4x and downsampled, so their
@@ -121,6 +124,21 @@ def turtle():
     return im
 
 
+# color dots for a sketch: (x, y, RGB), each a dot of radius 4 px inside a region the lines close
+HINTS = {
+    "bird": [(120, 170, (70, 130, 220)), (100, 100, (70, 130, 220)), (150, 150, (250, 205, 50)),
+             (48, 91, (245, 140, 40))],  # a blue bird with a yellow wing and an orange beak
+}
+
+
+def hints(size, dots):
+    im = Image.new("RGBA", size, (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    for x, y, rgb in dots:
+        d.ellipse([x - 4, y - 4, x + 4, y + 4], fill=(*rgb, 255))
+    return im
+
+
 def main():
     out = Path(__file__).resolve().parent
     for name, draw in [("puffball", puffball), ("bird", bird), ("fox", fox), ("turtle", turtle)]:
@@ -128,6 +146,10 @@ def main():
         im = im.resize((im.width // S, im.height // S), Image.LANCZOS).convert("RGB")
         im.save(out / f"{name}.png", optimize=True)
         print(f"wrote {out / name}.png {im.size}")
+        if name in HINTS:
+            (out / "hints").mkdir(exist_ok=True)
+            hints(im.size, HINTS[name]).save(out / "hints" / f"{name}.png", optimize=True)
+            print(f"wrote {out / 'hints' / name}.png")
 
 
 if __name__ == "__main__":

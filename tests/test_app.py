@@ -172,6 +172,25 @@ def test_colorize_stochastic_varies_deterministic_does_not(client, tmp_path):
     assert not np.array_equal(runs[0], runs[2])
 
 
+def test_colorize_with_hints_paints_the_hinted_region_their_color(client, tmp_path):
+    """/colorize's hints: an RGBA image, transparent but for a blue dot inside the ellipse's upper
+    region; at twice the sketch's size it is resized with it. Without hints: as before."""
+    sketch = drawing((256, 256))
+    hints = Image.new("RGBA", (512, 512), (0, 0, 0, 0))
+    ImageDraw.Draw(hints).ellipse([196, 160, 212, 176], fill=(40, 90, 220, 255))  # (102, 84) at 256 px
+    f, h = image_file(tmp_path, "s.png", sketch), image_file(tmp_path, "h.png", hints)
+    auto, hinted = (np.asarray(Image.open(client.predict(f, "U-Net", False, False, *extra, api_name="/colorize")[0]),
+                               np.float32) for extra in ((), (h,)))
+    yy, xx = np.mgrid[:256, :256]
+    top = (((yy - 128) / 80) ** 2 + ((xx - 102) / 42) ** 2 < 0.6) & (yy < 88)  # above the zigzag
+    assert np.abs(np.median(hinted[top], axis=0) - [40, 90, 220]).max() < 30, np.median(hinted[top], axis=0)
+    assert np.abs(np.median(auto[top], axis=0) - [40, 90, 220]).max() > 60  # the hint made it blue
+    assert np.abs(hinted[~top] - auto[~top]).mean() < 6  # and little else changed
+    none = image_file(tmp_path, "none.png", Image.new("RGBA", (256, 256), (0, 0, 0, 0)))  # nothing visible
+    assert np.array_equal(np.asarray(Image.open(client.predict(f, "U-Net", False, False, none,
+                                                               api_name="/colorize")[0]), np.float32), auto)
+
+
 def test_colorize_flat_paints_each_closed_region_one_color(client, tmp_path):
     f = image_file(tmp_path, "s.png", drawing((256, 256)))
     raw, flat = (np.asarray(Image.open(client.predict(f, "U-Net", False, fl, api_name="/colorize")[0]), np.float32)
@@ -222,9 +241,11 @@ def bad_files(tmp_path):
     files["truncated"].write_bytes((tmp_path / "full.png").read_bytes()[:400])
     Image.new("RGB", (1, 1), "black").save(tmp_path / "tiny.png")
     Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.png")
+    Image.new("RGBA", (200, 200), (0, 0, 0, 0)).save(tmp_path / "square.png")  # drawing() is 4:3
     return {k: handle_file(str(v)) for k, v in files.items()} | {
         "tiny": handle_file(str(tmp_path / "tiny.png")), "blank": handle_file(str(tmp_path / "blank.png")),
         "ok": handle_file(str(tmp_path / "full.png")), "unreachable url": remote("http://127.0.0.1:9/sketch.png"),
+        "square hints": handle_file(str(tmp_path / "square.png")),
     }
 
 
@@ -253,6 +274,10 @@ BAD = [
     ("/colorize", ("ok", "Pix2Pix", False), "generator must be one of"),
     ("/colorize", ("ok", "U-Net", "yes"), "stochastic must be true or false"),
     ("/colorize", ("ok", "U-Net", False, "yes"), "flat must be true or false"),
+    ("/colorize", ("ok", "U-Net", False, False, "corrupt"), "hints: could not read the image"),
+    ("/colorize", ("ok", "U-Net", False, False, "ok"), "hints: a RGB image has no transparency"),
+    ("/colorize", ("ok", "U-Net", False, False, "square hints"), "hints: 200x200 does not fit the sketch's"),
+    ("/colorize", ("ok", "U-Net", False, False, 12), "hints must be an uploaded image file"),
     # values that are not an uploaded file: gradio's own validation would answer without naming the field
     ("/colorize", ("plain text", "U-Net", False), "image must be an uploaded image file"),
     ("/colorize", (12, "U-Net", False), "image must be an uploaded image file"),
@@ -332,7 +357,8 @@ def test_small_uploads_come_back_at_the_generators_size(client, tmp_path):
 def test_api_page_names_the_image_and_types_counts_as_integers(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     params = {p["parameter_name"]: p for p in api["/colorize"]["parameters"]}
-    assert "image" in params, list(params)
+    assert "image" in params and "hints" in params and params["hints"]["parameter_has_default"], params
+    assert "bird.png" in str(params["hints"].get("example_input")), params["hints"]
     assert "http" not in str(params["image"].get("example_input")), params["image"]
     counts = {p["parameter_name"]: p["type"]["type"] for p in api["/generate_gan"]["parameters"]}
     assert list(counts.values()) == ["integer", "integer"], counts  # seed, count

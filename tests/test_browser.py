@@ -34,6 +34,7 @@ def page(tmp_path_factory, launch_app):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)  # a colorize on a busy 2-core machine can take more than expect's 5 s
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
@@ -167,3 +168,99 @@ def test_color_art_is_colorized_with_a_warning(page, tmp_path):
     run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])  # still answered
     expect(page.locator(".toast-body").filter(has_text="does not look like a line sketch").first).to_be_visible()
     shot(page, "color-art-warning")
+
+
+def draw(page, editor, points):
+    """A mouse stroke through points (x, y), each in [0, 1] of the editor's canvas."""
+    box = page.locator(f"{editor} canvas").first.bounding_box()
+    at = [(box["x"] + box["width"] * x, box["y"] + box["height"] * y) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for p in at[1:]:
+        page.mouse.move(*p)
+    page.mouse.up()
+
+
+def shown_image(page, elem):
+    """The picture an output gr.Image shows, as an RGB array."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    data = page.request.get(src(page, elem)).body()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def expect_canvas(page, editor, what, timeout=60):
+    """Wait until the editor's canvas, as shown on screen, shows `what`: "lines" (some dark pixels),
+    "lines, yellow" (and a yellow hint) or "lines, no yellow" (and none left), with no event pending
+    on it. Its pixels are the one sign that the editor has taken a new value."""
+    import io
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    end = time.time() + timeout
+    while True:
+        a = np.asarray(Image.open(io.BytesIO(page.locator(f"{editor} canvas").first.screenshot())).convert("RGB"))
+        r, g, b = (a[40:-40, 60:-60, i].astype(int) for i in range(3))  # not the toolbar (its brush is yellow)
+        lines, yellow = (np.maximum(np.maximum(r, g), b) < 60).sum() > 500, ((r > 180) & (g > 150) & (b < 100)).any()
+        busy = page.locator(f"{editor} .progress-text").count()  # the editor's status timer: still loading
+        if lines and not busy and {"lines": True, "lines, yellow": yellow, "lines, no yellow": not yellow}[what]:
+            return
+        if time.time() > end:
+            Image.fromarray(a).save(ARTIFACTS / f"browser-canvas-{editor[1:]}.png")
+            raise AssertionError(f"{editor} does not show {what} after {timeout} s")
+        page.wait_for_timeout(200)
+
+
+def body_median(rgb):
+    """The median color of a disc at the picture's centre, well inside the creature's round body."""
+    import numpy as np
+
+    h, w, _ = rgb.shape
+    yy, xx = np.mgrid[:h, :w]
+    return np.median(rgb[(yy - 0.52 * h) ** 2 + (xx - 0.5 * w) ** 2 < (0.12 * w) ** 2], axis=0)
+
+
+def test_a_yellow_dot_gives_a_yellow_body_and_clear_hints_keeps_the_lines(page):
+    """Your colors, as a user: draw a round creature with the mouse, colorize it; dab one yellow dot
+    (the hint brush's first color) inside its body on the Color hints canvas, colorize: the body
+    comes back yellow. Clear hints: the same picture as before the dot, so the dot never became a
+    line."""
+    import colorsys
+    import math
+
+    page.reload()
+    page.get_by_role("tab", name="Sketch to color").click()
+    expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))
+    ring = [(0.5 + 0.26 * math.cos(2 * math.pi * k / 18), 0.52 + 0.26 * math.sin(2 * math.pi * k / 18))
+            for k in range(23)]
+    draw(page, "#sketch", ring)  # the body, closed: round once and a bit more, as a hand closes a line
+    expect_canvas(page, "#sketch", "lines")
+    draw(page, "#sketch", [(0.36, 0.33), (0.33, 0.14), (0.46, 0.27)])  # two ears
+    draw(page, "#sketch", [(0.54, 0.27), (0.67, 0.14), (0.64, 0.33)])
+    page.get_by_test_id("U-Net-radio-label").click()
+    run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])
+    automatic = shown_image(page, "#out-unet")
+
+    page.get_by_role("tab", name="Color hints").click()
+    expect_canvas(page, "#hints", "lines")  # the sketch is laid under the hints
+    expect(page.locator("#hints button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))
+    draw(page, "#hints", [(0.5, 0.52), (0.505, 0.525)])  # one dot at its centre, the palette's first color: yellow
+    expect_canvas(page, "#hints", "lines, yellow")
+    run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])
+    shot(page, "hints")
+    hinted = body_median(shown_image(page, "#out-unet")) / 255
+    hue = colorsys.rgb_to_hsv(*hinted)[0] * 360
+    assert 40 <= hue <= 62 and hinted.max() - hinted.min() > 0.5, f"the body {hinted} is not a saturated yellow"
+    before = body_median(automatic) / 255  # the automatic body (cream, in the bundled U-Net's hands)
+    assert abs(hinted - before).mean() > 0.1, f"the hint barely changed the body: {before} -> {hinted}"
+
+    page.get_by_role("button", name="Clear hints").click()
+    expect_canvas(page, "#hints", "lines, no yellow")  # the canvas shows the sketch alone again
+    run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])
+    assert (abs(shown_image(page, "#out-unet").astype(int) - automatic.astype(int)) <= 2).all(), \
+        "after Clear hints the picture differs from the automatic one: the hint stayed, or became a line"

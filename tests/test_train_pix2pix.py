@@ -245,14 +245,15 @@ def test_multiscale_d_trains_every_scale_and_starts_from_a_one_scale_run(tiny_da
 
 
 def test_region_loss_flattens_each_enclosed_region():
-    from train_pix2pix import region_spread_loss, sketch_regions_fast
+    from condgen.evaluate_pix2pix import region_labels
+    from train_pix2pix import region_spread_loss
 
     # a sketch of two rings: two enclosed regions (its paper, touching the border, is none)
     yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
     x = torch.ones(1, 3, 256, 256)
     for cx in (70, 186):
         x[:, :, ((yy - 128) ** 2 + (xx - cx) ** 2).sqrt().sub(50).abs() < 2] = -1
-    labels = sketch_regions_fast(x)
+    labels = region_labels(x)
     assert labels.shape == (1, 256, 256) and labels.max() == 2
     assert labels[0, 128, 70] != labels[0, 128, 186] and labels[0, 0, 0] == 0
     # one color per region (any color, even two different ones): no loss
