@@ -267,15 +267,16 @@ def create_sketch_demo(models, demo):
         return colorize_each(sketch, generator, stochastic, flat, hints)
 
     def show_sketch_under_hints(editor, hint_editor):
-        """The hints canvas shows the sketch under the user's hints (a layer of their own)."""
+        """The hints canvas shows the sketch under the user's hints (a layer of their own); the
+        sketch is kept (gr.State) for Clear hints, which then sends nothing from the browser."""
         from condgen.data import on_white
 
         composite = (editor or {}).get("composite")
-        layer = serving.hint_layer(hint_editor, composite.size) if composite is not None else None
         if composite is None:
-            return None
-        return {"background": on_white(composite).convert("RGBA"), "layers": [layer] if layer else [],
-                "composite": None}
+            return None, None
+        background = on_white(composite).convert("RGBA")
+        layer = serving.hint_layer(hint_editor, composite.size)
+        return {"background": background, "layers": [layer] if layer else [], "composite": None}, background
 
     def intro():
         sources = "; ".join(f"{label}: {describe(n, models[n])}{variant_note(models[n])}"
@@ -310,7 +311,7 @@ def create_sketch_demo(models, demo):
                         None, label="color hints: dab a color inside a region", type="pil", image_mode="RGBA",
                         sources=(), canvas_size=(512, 512), fixed_canvas=True, height=640, layers=False,
                         transforms=(), brush=gr.Brush(default_size=8, colors=PALETTE, color_mode="defaults"),
-                        eraser=gr.Eraser(default_size=16), elem_id="hints",
+                        eraser=gr.Eraser(default_size=16), elem_id="hints", format="png",
                     )
                     clear_hints = gr.Button("Clear hints", size="sm")
             generator = gr.Radio([*GENERATORS, "Both"], value="U-Net", label="generator")
@@ -350,12 +351,13 @@ def create_sketch_demo(models, demo):
     gr.on([], colorize_upload, [image, generator, stochastic, flat, hints], outputs, api_name="colorize",
           preprocess=False)
     # no queue: cheap (no torch), and the page waits on one plain request
-    hints_tab.select(show_sketch_under_hints, [sketch, hint_editor], hint_editor, queue=False,
+    shown_sketch = gr.State(None)
+    hints_tab.select(show_sketch_under_hints, [sketch, hint_editor], [hint_editor, shown_sketch], queue=False,
                      api_visibility="private")
     hints_tab.select(None, js="() => (" + SELECT_BRUSH + ")('hints')")
     lines_tab.select(None, js="() => (" + SELECT_BRUSH + ")('sketch')")
-    clear_hints.click(lambda e: show_sketch_under_hints(e, None), sketch, hint_editor, queue=False,
-                      api_visibility="private")
+    clear_hints.click(lambda bg: bg and {"background": bg, "layers": [], "composite": None}, shown_sketch,
+                      hint_editor, queue=False, api_visibility="private")
     gr.Examples(EXAMPLES, [sketch], label="Example sketches: click one to load it into the canvas", elem_id="examples")
 
     def example():  # the first example, colorized by the U-Net with its hints, and beside it without

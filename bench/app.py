@@ -25,6 +25,7 @@ from gradio_client import Client, handle_file
 
 REPO = Path(__file__).resolve().parent.parent
 SKETCH = str(REPO / "examples" / "puffball.png")
+BIRD, BIRD_HINTS = str(REPO / "examples" / "bird.png"), str(REPO / "examples" / "hints" / "bird.png")
 CALLS = {  # name: (api_name, args)
     "generate_gan x16": ("/generate_gan", (0, 16)),
     "interpolate_gan x10": ("/interpolate_gan", (0, 1, 10)),
@@ -32,6 +33,9 @@ CALLS = {  # name: (api_name, args)
     "generate_cgan_digits 10x8": ("/generate_cgan_digits", (8, 0)),
     "colorize U-Net": ("/colorize", (SKETCH, "U-Net", False)),
     "colorize Both": ("/colorize", (SKETCH, "Both", False)),
+    # color hints: the bird with and without its 4 dots, side by side in one run (target: at most 1.2x)
+    "colorize U-Net bird": ("/colorize", (BIRD, "U-Net", False, False)),
+    "colorize U-Net bird, 4 hints": ("/colorize", (BIRD, "U-Net", False, False, BIRD_HINTS)),
 }
 
 

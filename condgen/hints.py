@@ -30,7 +30,9 @@ with the same rule, from a fixed seed.
 
 import math
 
+import numpy as np
 import torch
+from scipy import ndimage
 
 CHANNELS = 4  # hint colors (3) + mask (1)
 P_COUNT = 1 / 8  # geometric number of hints, as Zhang et al.
@@ -129,46 +131,50 @@ def _nearest_fill(hints_i, region, hinted):
     return colors[:, nearest]
 
 
-def _areas(labels_i, mask, snap=3, share=50):
-    """The area (label) each hint pixel colors. A hint pixel on a line (label 0) counts for the
-    nearest area within snap px. Each connected hint (a dot, a stroke) goes to the area holding most
-    of it, and to any other holding at least `share` of its pixels (a stroke drawn across a line):
-    a dot dabbed over the outline of a small region is meant for that region, not for the paper
-    around it. 0 elsewhere, and for a hint with no area that near."""
-    import numpy as np
-    from scipy import ndimage
+def _window(sl, margin, shape):
+    """The slices of a box (ndimage.find_objects) grown by margin px, within shape."""
+    return tuple(slice(max(0, s.start - margin), min(n, s.stop + margin)) for s, n in zip(sl, shape))
 
+
+def _areas(labels_i, mask, snap=3, share=50):
+    """The area (label) each hint pixel colors, [H, W] (numpy). A hint pixel on a line (label 0)
+    counts for the nearest area within snap px. Each connected hint (a dot, a stroke) goes to the
+    area holding most of it, and to any other holding at least `share` of its pixels (a stroke drawn
+    across a line): a dot dabbed over the outline of a small region is meant for that region, not
+    for the paper around it. 0 elsewhere, and for a hint with no area that near."""
     lab, m = labels_i.cpu().numpy(), mask.cpu().numpy()
-    d, (r, c) = ndimage.distance_transform_edt(lab == 0, return_indices=True)
-    near = np.where(d <= snap, lab[r, c], 0)
-    blobs, n = ndimage.label(m, structure=np.ones((3, 3)))
+    blobs, _ = ndimage.label(m, structure=np.ones((3, 3)))
     out = np.zeros_like(lab)
-    for b in range(1, n + 1):
-        inside = blobs == b
+    for b, box in enumerate(ndimage.find_objects(blobs), start=1):
+        win = _window(box, snap, lab.shape)  # the nearest area within snap px lies in it
+        d, (r, c) = ndimage.distance_transform_edt(lab[win] == 0, return_indices=True)
+        near, inside = np.where(d <= snap, lab[win][r, c], 0), blobs[win] == b
         values, counts = np.unique(near[inside], return_counts=True)
         counts[values == 0] = 0
         if counts.max() == 0:
             continue
         chosen = (counts == counts.max()) | (counts >= share)
-        out[inside] = np.where(np.isin(near[inside], values[chosen]), near[inside], values[counts.argmax()])
-    return torch.from_numpy(out).to(labels_i.device)
+        own = near[inside]
+        out[win][inside] = np.where(np.isin(own, values[chosen]), own, values[counts.argmax()])
+    return out
 
 
-def spread(hints, labels):
-    """The hint map G is fed: each closed region of the sketch (labels [N, H, W], 1..K, 0 for lines,
-    background and open areas; condgen.evaluate_pix2pix.region_labels) that holds a hint is filled
-    with its nearest hint's color, mask 1; the hints themselves stay where they are."""
+def spread(hints, labels, areas=None):
+    """The hint map G is fed: each closed region of the sketch (labels [N, H, W], 1..K; 0 for lines,
+    below 0 for open areas; condgen.evaluate_pix2pix.region_labels) that holds a hint is filled
+    with its nearest hint's color, mask 1; the hints themselves stay where they are. areas: _areas
+    of each image, if already found."""
     out = hints.clone()
     for i in range(len(hints)):
         mask = hints[i, 3] > 0
         if not mask.any():
             continue
-        areas = _areas(labels[i], mask)
-        for k in areas[mask].unique().tolist():
+        area = torch.from_numpy(_areas(labels[i], mask) if areas is None else areas[i]).to(hints.device)
+        for k in area[mask].unique().tolist():
             if k <= 0:
                 continue
             region = labels[i] == k
-            out[i, :3, region] = _nearest_fill(hints[i], region, areas == k)
+            out[i, :3, region] = _nearest_fill(hints[i], region, area == k)
             out[i, 3, region] = 1
     return out
 
@@ -182,48 +188,40 @@ def apply(y, hints, labels, reach=16, exact=8):
     shading fades out, so that the hint's own color shows where it was put (exactly at the hint,
     fully shaded from exact px on). The rest of y [N, 3, H, W] in [-1, 1] is G's. Returns a new
     tensor."""
-    import numpy as np
-    from scipy import ndimage
-
     from .data import LUMA
 
     luma = torch.tensor(LUMA, device=y.device).view(1, 3, 1, 1)
     y01 = (y.float() + 1) / 2
     lum = (y01 * luma).sum(1)  # (N, H, W)
-    filled = spread(hints, labels)
+    areas = [_areas(labels[i], hints[i, 3] > 0) for i in range(len(y))]
+    filled = spread(hints, labels, areas)
     out = y01.clone()
     for i in range(len(y)):
-        mask = hints[i, 3] > 0
+        mask = (hints[i, 3] > 0).cpu().numpy()
         if not mask.any():
             continue
-        dist = torch.from_numpy(ndimage.distance_transform_edt(~mask.cpu().numpy())).float().to(y.device)
-        keep_shade = (dist / exact).clamp(max=1)  # 0 on a hint: its color as given
-        areas = _areas(labels[i], mask)
-        for k in areas[mask].unique().tolist():
-            if k <= 0:
-                continue
+        keep_shade = np.ones(mask.shape, np.float32)  # 0 on a hint (its color as given), 1 from exact px on
+        win = _window(ndimage.find_objects(mask.astype(np.int32))[0], exact, mask.shape)
+        keep_shade[win] = np.minimum(ndimage.distance_transform_edt(~mask[win]) / exact, 1)
+        keep_shade = torch.from_numpy(keep_shade).to(y.device)
+        area = torch.from_numpy(areas[i]).to(y.device)
+        for k in area[area > 0].unique().tolist():
             region = labels[i] == k
             shade = (lum[i, region] - lum[i, region].median()) * keep_shade[region]
             out[i, :, region] = (filled[i, :3, region] + 1) / 2 + shade[None]
         # open areas: each hint there (a connected blob of its pixels) colors its surroundings
-        for k in areas[areas < 0].unique().tolist():
-            blobs, n = ndimage.label((areas == k).cpu().numpy(), structure=np.ones((3, 3)))
-            for b in range(1, n + 1):
-                _reach(out, lum[i], keep_shade, hints[i], i, blobs == b, labels[i] == k, reach)
+        for k in np.unique(areas[i][areas[i] < 0]).tolist():
+            blobs, _ = ndimage.label(areas[i] == k, structure=np.ones((3, 3)))
+            for b, box in enumerate(ndimage.find_objects(blobs), start=1):
+                win = _window(box, reach, mask.shape)
+                d = torch.from_numpy(ndimage.distance_transform_edt(blobs[win] != b)).float().to(y.device)
+                w = ((reach - d) / (reach / 2)).clamp(0, 1) * (labels[i][win] == k)  # 1 near the hint, 0 from reach
+                near, blob = w > 0, torch.from_numpy(blobs[win] == b).to(y.device)
+                color = (hints[i, :3][:, win[0], win[1]][:, blob].mean(1) + 1) / 2
+                shade = (lum[i][win][near] - lum[i][win][near].median()) * keep_shade[win][near]
+                o = out[i][:, win[0], win[1]]  # a view: written through
+                o[:, near] = (1 - w[near]) * o[:, near] + w[near] * (color[:, None] + shade[None])
     return out.clamp(0, 1) * 2 - 1
-
-
-def _reach(out, lum, keep_shade, hints_i, i, blob, area, reach):
-    """apply's pass for one hint (blob [H, W], numpy bool) in an open area (area [H, W])."""
-    from scipy import ndimage
-
-    d = torch.from_numpy(ndimage.distance_transform_edt(~blob)).float().to(out.device)
-    blob = torch.from_numpy(blob).to(out.device)
-    w = ((reach - d) / (reach / 2)).clamp(0, 1) * area  # 1 near the hint, 0 from reach on
-    near = w > 0
-    color = (hints_i[:3, blob].mean(1) + 1) / 2
-    shade = (lum[near] - lum[near].median()) * keep_shade[near]
-    out[i, :, near] = (1 - w[near]) * out[i, :, near] + w[near] * (color[:, None] + shade[None])
 
 
 def fixed(y, count, seed=0):

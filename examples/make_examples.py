@@ -126,8 +126,8 @@ def turtle():
 
 # color dots for a sketch: (x, y, RGB), each a dot of radius 4 px inside a region the lines close
 HINTS = {
-    "bird": [(120, 170, (70, 130, 220)), (100, 100, (70, 130, 220)), (150, 150, (250, 205, 50)),
-             (48, 91, (245, 140, 40))],  # a blue bird with a yellow wing and an orange beak
+    "bird": [(106, 70, (215, 55, 45)), (100, 110, (70, 130, 220)), (110, 180, (70, 130, 220)),
+             (48, 91, (250, 175, 40))],  # a red head, a blue body, a yellow beak
 }
 
 

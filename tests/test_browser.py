@@ -194,8 +194,8 @@ def shown_image(page, elem):
 
 def expect_canvas(page, editor, what, timeout=60):
     """Wait until the editor's canvas, as shown on screen, shows `what`: "lines" (some dark pixels),
-    "lines, yellow" (and a yellow hint) or "lines, no yellow" (and none left), with no event pending
-    on it. Its pixels are the one sign that the editor has taken a new value."""
+    or "lines, yellow" (and a yellow hint), with no event pending on it. Its pixels are the one
+    sign that the editor has taken a new value."""
     import io
     import time
 
@@ -208,12 +208,12 @@ def expect_canvas(page, editor, what, timeout=60):
         r, g, b = (a[40:-40, 60:-60, i].astype(int) for i in range(3))  # not the toolbar (its brush is yellow)
         lines, yellow = (np.maximum(np.maximum(r, g), b) < 60).sum() > 500, ((r > 180) & (g > 150) & (b < 100)).any()
         busy = page.locator(f"{editor} .progress-text").count()  # the editor's status timer: still loading
-        if lines and not busy and {"lines": True, "lines, yellow": yellow, "lines, no yellow": not yellow}[what]:
+        if lines and not busy and (what == "lines" or yellow):
             return
         if time.time() > end:
             Image.fromarray(a).save(ARTIFACTS / f"browser-canvas-{editor[1:]}.png")
             raise AssertionError(f"{editor} does not show {what} after {timeout} s")
-        page.wait_for_timeout(200)
+        page.wait_for_timeout(1000)  # a screenshot costs the software-rendered page a frame: not too often
 
 
 def body_median(rgb):
@@ -225,11 +225,10 @@ def body_median(rgb):
     return np.median(rgb[(yy - 0.52 * h) ** 2 + (xx - 0.5 * w) ** 2 < (0.12 * w) ** 2], axis=0)
 
 
-def test_a_yellow_dot_gives_a_yellow_body_and_clear_hints_keeps_the_lines(page):
+def test_a_yellow_dot_gives_a_yellow_body(page):
     """Your colors, as a user: draw a round creature with the mouse, colorize it; dab one yellow dot
-    (the hint brush's first color) inside its body on the Color hints canvas, colorize: the body
-    comes back yellow. Clear hints: the same picture as before the dot, so the dot never became a
-    line."""
+    (the hint brush's first color) inside its body on the Color hints canvas, which shows the
+    sketch under it; colorize: the body comes back yellow, checked by the median color there."""
     import colorsys
     import math
 
@@ -258,9 +257,3 @@ def test_a_yellow_dot_gives_a_yellow_body_and_clear_hints_keeps_the_lines(page):
     assert 40 <= hue <= 62 and hinted.max() - hinted.min() > 0.5, f"the body {hinted} is not a saturated yellow"
     before = body_median(automatic) / 255  # the automatic body (cream, in the bundled U-Net's hands)
     assert abs(hinted - before).mean() > 0.1, f"the hint barely changed the body: {before} -> {hinted}"
-
-    page.get_by_role("button", name="Clear hints").click()
-    expect_canvas(page, "#hints", "lines, no yellow")  # the canvas shows the sketch alone again
-    run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])
-    assert (abs(shown_image(page, "#out-unet").astype(int) - automatic.astype(int)) <= 2).all(), \
-        "after Clear hints the picture differs from the automatic one: the hint stayed, or became a line"

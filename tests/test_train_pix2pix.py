@@ -327,3 +327,24 @@ def test_lambda_region_is_in_the_card_and_part_of_the_run(tiny_data, tmp_path):
     assert "loss_G_region" in log[-1] and "loss_G_chroma" in log[-1]
     r = _train(tiny_data, out, "--epochs", "2", "--val", "none", "--resume")
     assert r.returncode != 0 and "--lambda-region 10.0" in r.stderr and "--lambda-chroma 5.0" in r.stderr, r.stderr
+
+
+def test_hints_training_writes_a_hint_generator_and_scores_it(tiny_data, tmp_path):
+    """--hints: G takes the hint map, hints are simulated at every step, val logs the 3-hint scores;
+    --resume holds the run to it; --lambda-hint without --hints is refused."""
+    out = tmp_path / "run"
+    r = _train(tiny_data, out, "--epochs", "1", "--hints", "--lambda-hint", "10")
+    assert r.returncode == 0, r.stderr
+    assert load_generator(out / "generator").hints
+    log = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert log["loss_G_hint"] > 0 and {"hint_fidelity", "region_match", "L1"} <= set(log["val_3_hints"])
+    r = _train(tiny_data, out, "--epochs", "2", "--resume")
+    assert r.returncode != 0 and "--hints" in r.stderr, r.stderr
+    r = _train(tiny_data, tmp_path / "bad", "--epochs", "1", "--lambda-hint", "5")
+    assert r.returncode != 0 and "--lambda-hint" in r.stderr and "goes with --hints" in r.stderr, r.stderr
+    # a G saved without hints starts a --hints run with its hint weights at zero: the same function
+    r = _train(tiny_data, tmp_path / "from", "--epochs", "1", "--val", "none")
+    assert r.returncode == 0, r.stderr
+    r = _train(tiny_data, tmp_path / "widened", "--epochs", "1", "--val", "none", "--hints", "--init-from",
+               str(tmp_path / "from"))
+    assert r.returncode == 0 and "initialized G and D" in r.stdout, r.stderr
