@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
 CHANNELS = 4  # hint colors (3) + mask (1)
@@ -136,6 +137,15 @@ def _window(sl, margin, shape):
     return tuple(slice(max(0, s.start - margin), min(n, s.stop + margin)) for s, n in zip(sl, shape))
 
 
+def _with_rim(labels_i, k):
+    """Area k of labels [H, W] and the 1-px rim between it and the ink that region_labels took
+    from it (its ink is thickened by 1 px): a region's fill reaches its lines, no halo of G's
+    color is left between them."""
+    area = labels_i == k
+    grown = F.max_pool2d(area[None, None].float(), 3, 1, 1)[0, 0] > 0
+    return area | (grown & (labels_i == 0))
+
+
 def _areas(labels_i, mask, snap=3, share=50):
     """The area (label) each hint pixel colors, [H, W] (numpy). A hint pixel on a line (label 0)
     counts for the nearest area within snap px. Each connected hint (a dot, a stroke) goes to the
@@ -173,7 +183,7 @@ def spread(hints, labels, areas=None):
         for k in area[mask].unique().tolist():
             if k <= 0:
                 continue
-            region = labels[i] == k
+            region = _with_rim(labels[i], k)
             out[i, :3, region] = _nearest_fill(hints[i], region, area == k)
             out[i, 3, region] = 1
     return out
@@ -186,8 +196,8 @@ def apply(y, hints, labels, reach=16, exact=8):
     line, the paper, a region too small to count) colors only its surroundings, reach px around it
     within its area, fading out over the last half: G's picture is kept beyond. Near a hint G's
     shading fades out, so that the hint's own color shows where it was put (exactly at the hint,
-    fully shaded from exact px on). The rest of y [N, 3, H, W] in [-1, 1] is G's. Returns a new
-    tensor."""
+    fully shaded from exact px on). A dot on solid ink (a dark area of the sketch, not a line)
+    shows its color there. The rest of y [N, 3, H, W] in [-1, 1] is G's. Returns a new tensor."""
     from .data import LUMA
 
     luma = torch.tensor(LUMA, device=y.device).view(1, 3, 1, 1)
@@ -206,7 +216,7 @@ def apply(y, hints, labels, reach=16, exact=8):
         keep_shade = torch.from_numpy(keep_shade).to(y.device)
         area = torch.from_numpy(areas[i]).to(y.device)
         for k in area[area > 0].unique().tolist():
-            region = labels[i] == k
+            region = _with_rim(labels[i], k)
             shade = (lum[i, region] - lum[i, region].median()) * keep_shade[region]
             out[i, :, region] = (filled[i, :3, region] + 1) / 2 + shade[None]
         # open areas: each hint there (a connected blob of its pixels) colors its surroundings
@@ -215,12 +225,17 @@ def apply(y, hints, labels, reach=16, exact=8):
             for b, box in enumerate(ndimage.find_objects(blobs), start=1):
                 win = _window(box, reach, mask.shape)
                 d = torch.from_numpy(ndimage.distance_transform_edt(blobs[win] != b)).float().to(y.device)
-                w = ((reach - d) / (reach / 2)).clamp(0, 1) * (labels[i][win] == k)  # 1 near the hint, 0 from reach
+                w = ((reach - d) / (reach / 2)).clamp(0, 1) * _with_rim(labels[i][win], k)  # 0 from reach on
                 near, blob = w > 0, torch.from_numpy(blobs[win] == b).to(y.device)
                 color = (hints[i, :3][:, win[0], win[1]][:, blob].mean(1) + 1) / 2
                 shade = (lum[i][win][near] - lum[i][win][near].median()) * keep_shade[win][near]
                 o = out[i][:, win[0], win[1]]  # a view: written through
                 o[:, near] = (1 - w[near]) * o[:, near] + w[near] * (color[:, None] + shade[None])
+        # a hint dabbed on solid ink (dark shading the sketch fills in, not a line: a 7x7 square fits in
+        # it) takes the hint's color where the dot is; lines stay as G drew them
+        solid = ndimage.binary_opening(labels[i].cpu().numpy() == 0, structure=np.ones((7, 7)))
+        dot = torch.from_numpy(mask & solid).to(y.device)
+        out[i][:, dot] = (hints[i, :3, dot] + 1) / 2
     return out.clamp(0, 1) * 2 - 1
 
 

@@ -321,7 +321,7 @@ def test_server_side_path_gets_a_message_not_a_null_error(server):
     import httpx
 
     for path in ("/etc/passwd", "app.py"):
-        payload = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "U-Net", False, False]}
+        payload = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "U-Net", False, False, None]}
         r = httpx.post(server + "gradio_api/call/colorize", json=payload)
         answer = httpx.get(server + f"gradio_api/call/colorize/{r.json()['event_id']}", timeout=60).text
         assert "event: error" in answer and "is not a file uploaded to this server" in answer, answer

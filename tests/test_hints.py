@@ -116,7 +116,7 @@ def test_apply_gives_a_region_the_hint_colour_with_gs_shading_and_leaves_the_res
     points = [[(110, 70, torch.tensor(yellow))]]
     assert region_match(out, points, regions).item() < 0.02 and hint_fidelity(out, points).item() < 0.02
     assert region_match(y, points, regions).item() > 0.2  # G's gray was far from it
-    left = labels[0] == labels[0, 110, 70]
+    left = H._with_rim(labels[0], labels[0, 110, 70].item())  # the ring and the 1-px rim to its line
     lum = (out[0] + 1).mul(0.5).mul(torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0)
     assert lum[100, 40] < lum[100, 100] - 0.05  # the ramp's shading is kept away from the hint
     assert torch.allclose(out[0][:, ~left], y[0][:, ~left], atol=1e-6)  # the other ring, the lines, the paper: G's
@@ -189,3 +189,18 @@ def test_hint_metrics_score_what_they_say():
     assert torch.isnan(region_match(y, points, masks)).all()  # a hint in no closed region is not counted
     masks[0][0][20:40, 20:40] = True
     assert region_match(y, points, masks).item() < 1e-6
+
+
+def test_a_dot_on_solid_ink_shows_its_colour_and_lines_stay_dark():
+    im = Image.new("RGB", (256, 256), "white")
+    d = ImageDraw.Draw(im)
+    d.ellipse([40, 40, 120, 120], fill="black")  # solid ink: a filled pupil, dark shading
+    d.line([(150, 20), (150, 230)], fill="black", width=3)  # a line
+    x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    labels = region_labels(x, open_areas=True)
+    y = x.clone()  # G drew the ink black
+    red = (0.9, 0.1, 0.1)
+    out = H.apply(y, hint_map(256, [(78, 78, red, 5), (120, 149, red, 3)]), labels)
+    assert torch.allclose(out[0, :, 80, 80], torch.tensor(red) * 2 - 1, atol=1e-5)  # the dot shows on the fill
+    assert (out[0, :, 121, 150] < -0.9).all()  # the line under the other dot stays black
+    assert (out[0, :, 60, 60] < -0.9).all()  # the fill beyond the dot too
