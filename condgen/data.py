@@ -28,6 +28,8 @@ def mnist_tensors(root, train=True, download=False):
     """
     import torchvision
 
+    from .checkpoint import atomic_write
+
     raw = Path(root) / "MNIST" / "raw"
     have = [f for f in MNIST_FILES if (raw / f).is_file() or (raw / f"{f}.gz").is_file()]
     if len(have) < len(MNIST_FILES) and not download:
@@ -45,7 +47,9 @@ def mnist_tensors(root, train=True, download=False):
                         data = src.read()
                 except (OSError, EOFError, zlib.error) as e:
                     raise RuntimeError(f"{raw / f}.gz is corrupt ({e}); copy it again") from e
-                (raw / f).write_bytes(data)
+                # under torchrun every rank extracts: the file appears whole (a rename) or not at all,
+                # so no rank reads another's half-written file
+                atomic_write(raw / f, lambda tmp, data=data: Path(tmp).write_bytes(data))
         ds = torchvision.datasets.MNIST(str(root), train=train, download=download)
     except PermissionError as e:
         raise PermissionError(f"MNIST root {root} is not writable; torchvision extracts the archives there: copy it "

@@ -110,3 +110,26 @@ def test_train_pix2pix_under_torchrun_then_resume_as_one_process(noise_pairs, tm
     assert "resumed" in r.stdout and "ddp_param_digests" not in r.stdout
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
     assert adam_steps(out / "state.safetensors") == 2 + 4  # one process takes all 4 steps of epoch 2
+
+
+def test_mnist_extraction_never_shows_a_half_written_file(shared_data, tmp_path, monkeypatch):
+    """torchrun's ranks all extract the archives: each file must appear whole or not at all (a rank
+    once read another's half-written file: "shape [60000, 28, 28] is invalid for input of size
+    2097136"). Every write goes to a temporary name, renamed when complete."""
+    import shutil
+
+    from condgen.data import MNIST_FILES, mnist_tensors
+
+    shutil.copytree(shared_data / "mnist" / "MNIST", tmp_path / "MNIST")
+    for p in (tmp_path / "MNIST").rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    real, written = Path.write_bytes, []
+
+    def spy(self, data):
+        written.append(self.name)
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", spy)
+    x, labels = mnist_tensors(tmp_path, train=False)
+    assert len(written) == len(MNIST_FILES) and not set(written) & set(MNIST_FILES), written
+    assert x.shape == (10_000, 1, 28, 28) and all((tmp_path / "MNIST" / "raw" / f).is_file() for f in MNIST_FILES)
