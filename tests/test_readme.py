@@ -23,12 +23,18 @@ def test_every_copy_into_a_folder_makes_the_folder_first():
 
 
 def test_no_flag_that_does_not_exist_is_suggested():
-    for script in ("train_mnist.py", "train_pix2pix.py"):
-        out = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True).stdout
+    readme = re.sub(r"\\\n\s*", " ", README)  # a command continued with a backslash is one command
+    commands = {"train_mnist.py": [sys.executable, "train_mnist.py"],
+                "train_pix2pix.py": [sys.executable, "train_pix2pix.py"],
+                "-m condgen.colorize": [sys.executable, "-m", "condgen.colorize"],
+                "-m condgen.evaluate pix2pix": [sys.executable, "-m", "condgen.evaluate", "pix2pix"]}
+    for name, argv in commands.items():
+        out = subprocess.run([*argv, "--help"], cwd=REPO, capture_output=True, text=True).stdout
         flags = set(re.findall(r"--[a-z][a-z0-9-]+", out))
-        for cmd in re.findall(rf"python {script} [^\n`]*", README):
-            for flag in re.findall(r"--[a-z][a-z0-9-]+", cmd):
-                assert flag in flags, (script, flag, cmd)
+        assert flags, (name, out)
+        for cmd in re.findall(rf"python {re.escape(name)} [^\n`]*", readme):
+            for flag in re.findall(r"--[a-z][a-z0-9-]+", cmd.split(" # ")[0]):
+                assert flag in flags, (name, flag, cmd)
     with pytest.raises(FileNotFoundError) as e:
         mnist_tensors(REPO / "no-such-data" / "mnist")
     assert "--download" not in str(e.value) and f"mkdir -p {REPO / 'no-such-data'} && cp -r" in str(e.value)
