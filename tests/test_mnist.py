@@ -1,5 +1,7 @@
 """The MNIST models: shapes, ranges, a real Maxout, conditioning that conditions, the data loader."""
 
+import math
+
 import pytest
 import torch
 
@@ -15,10 +17,15 @@ def test_generators_shape_and_range(batchnorm):
                     (GeneratorCGAN(batchnorm=batchnorm), (z, one_hot(torch.arange(16) % 10)))]:
         x = G(*args)
         assert x.shape == (16, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
-        with torch.no_grad():  # a huge pre-activation saturates a tanh at +-1 (a clamp or linear head would not)
+        with torch.no_grad():  # a huge pre-activation saturates a tanh at +-1 (a linear head would not)
             G.out.bias.fill_(30.0)
         x = G(*args)
         assert torch.allclose(x, torch.ones_like(x))
+        with torch.no_grad():  # and a pre-activation of 0.5 gives tanh(0.5) = 0.462, where a clamp head gives 0.5
+            G.out.weight.zero_()
+            G.out.bias.fill_(0.5)
+        x = G(*args)
+        assert torch.allclose(x, torch.full_like(x, math.tanh(0.5)))
 
 
 def test_discriminators_return_one_logit_per_image():
