@@ -142,7 +142,7 @@ def test_a_3000px_27mb_upload_is_colorized_not_an_endless_spinner(page, tmp_path
     # canvas ready
     expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))
     page.locator("#sketch input[type=file]").set_input_files(big)
-    page.wait_for_timeout(4000)  # the editor decodes and fits it on its canvas; no DOM sign of that to wait on
+    expect_canvas(page, "#sketch", "lines")  # the editor has decoded it and fitted it on its canvas
     page.get_by_test_id("U-Net-radio-label").click()
     page.set_default_timeout(15_000)  # a message or a picture within seconds, not a spinner
     try:
@@ -163,7 +163,7 @@ def test_color_art_is_colorized_with_a_warning(page, tmp_path):
     page.get_by_role("tab", name="Sketch to color").click()
     expect(page.locator("#sketch button[aria-label='Brush']")).to_have_class(re.compile(r"\bhighlight\b"))
     page.locator("#sketch input[type=file]").set_input_files(tmp_path / "art.png")
-    page.wait_for_timeout(3000)
+    expect_canvas(page, "#sketch", "lines")
     page.get_by_test_id("U-Net-radio-label").click()
     run(page, page.get_by_role("button", name="Colorize"), ["#out-unet"])  # still answered
     expect(page.locator(".toast-body").filter(has_text="does not look like a line sketch").first).to_be_visible()
