@@ -90,7 +90,7 @@ def test_evaluations_hints_are_fixed_and_nested():
     assert torch.equal(H.fixed(y, 3)[0], m3)
 
 
-def test_spread_fills_each_hinted_region_with_its_nearest_hint():
+def test_spread_fills_each_hinted_region_with_its_hints_colours():
     x, _ = rings()
     labels = region_labels(x, open_areas=True)
     left, right = labels[0, 110, 70].item(), labels[0, 110, 186].item()
@@ -100,8 +100,14 @@ def test_spread_fills_each_hinted_region_with_its_nearest_hint():
     fed = H.spread(h, labels)
     left_ring = labels[0] == left
     assert (fed[0, 3][left_ring] == 1).all() and (fed[0, 3][labels[0] == right] == 0).all()
-    assert torch.allclose(fed[0, :3, 85, 70], torch.tensor(blue) * 2 - 1)  # nearer the blue hint
-    assert torch.allclose(fed[0, :3, 135, 70], torch.tensor(yellow) * 2 - 1)
+    def color(r, c):
+        return (fed[0, :3, r, c] + 1) / 2
+
+    assert torch.allclose(color(81, 61), torch.tensor(blue), atol=0.01)  # on a hint: its color
+    assert torch.allclose(color(141, 61), torch.tensor(yellow), atol=0.01)
+    assert (color(90, 70) - torch.tensor(blue)).abs().max() < 0.1  # near one: mostly its color
+    middle = color(111, 61)  # halfway: shaded between them
+    assert torch.allclose(middle, (torch.tensor(blue) + torch.tensor(yellow)) / 2, atol=0.02)
     assert torch.equal(fed[0, :, 5, 5], torch.zeros(4))  # the paper gets nothing
 
 

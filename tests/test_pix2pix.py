@@ -388,8 +388,14 @@ def test_bundled_generators_meet_their_targets_on_the_real_pairs(shared_data):
 
     unet, ed = BUNDLED / "pix2pix-unet", BUNDLED / "pix2pix-encoder-decoder"
     rows = evaluate.main(["pix2pix", "--pairs", str(shared_data / "pokemon" / "sketch2pokemon-val"),
-                          "--weights", str(unet), str(ed)])
+                          "--weights", str(unet), str(ed), "--hints", "0", "3", "10"])
     u, e = rows[f"UNetGenerator {unet}"], rows[f"EncoderDecoderGenerator {ed}"]
+    # color hints (condgen.hints, simulated from the truth as in training, fixed seeds): the U-Net's targets
+    u3, u10 = rows[f"UNetGenerator {unet}, 3 hints"], rows[f"UNetGenerator {unet}, 10 hints"]
+    assert u3["L1"] <= 0.10 and u10["L1"] <= 0.085 and u10["blur_L1"] <= 0.055, (u3, u10)
+    for scored in (u3, u10):  # a model that ignores the hints scores 0.24 on both
+        assert scored["hint_fidelity"] <= 0.06 and scored["region_match"] <= 0.08, scored
+    assert rows[f"EncoderDecoderGenerator {ed}, 10 hints"]["L1"] < e["L1"]  # the encoder-decoder follows them too
     assert u["chroma_tv_ratio"] <= 2.0 and u["outline_ratio"] >= 0.8, u  # no speckle, dark lines
     assert u["L1"] <= 0.125 and u["SSIM"] >= 0.62 and 0.6 <= u["colorfulness_ratio"] <= 1.4, u
     assert e["chroma_tv_ratio"] <= 2.5 and e["outline_ratio"] >= 0.5 and e["L1"] <= 0.14, e
