@@ -106,8 +106,8 @@ def to_hints(hints, size):
     if not isinstance(hints, Image.Image):
         raise ValueError(f"{name}: expected an RGBA image (path, PIL image or array), got {type(hints).__name__}")
     if hints.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in hints.info:
-        raise ValueError(f"{name}: a {hints.mode} image has no transparency; hints are an RGBA image, transparent "
-                         "except where a color is wanted")
+        raise ValueError(f"{name}: the image (mode {hints.mode}) has no transparency; hints are an RGBA image, "
+                         "transparent except where a color is wanted")
     hints = hints.convert("RGBA")
     if hints.size != size:
         (w, h), (sw, sh) = hints.size, size

@@ -275,7 +275,7 @@ BAD = [
     ("/colorize", ("ok", "U-Net", "yes"), "stochastic must be true or false"),
     ("/colorize", ("ok", "U-Net", False, "yes"), "flat must be true or false"),
     ("/colorize", ("ok", "U-Net", False, False, "corrupt"), "hints: could not read the image"),
-    ("/colorize", ("ok", "U-Net", False, False, "ok"), "hints: a RGB image has no transparency"),
+    ("/colorize", ("ok", "U-Net", False, False, "ok"), "hints: the image (mode RGB) has no transparency"),
     ("/colorize", ("ok", "U-Net", False, False, "square hints"), "hints: 200x200 does not fit the sketch's"),
     ("/colorize", ("ok", "U-Net", False, False, 12), "hints must be an uploaded image file"),
     # values that are not an uploaded file: gradio's own validation would answer without naming the field
