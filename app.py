@@ -366,8 +366,7 @@ def create_sketch_demo(models, demo):
         from condgen.colorize import colorize, to_rgb
 
         hints = EXAMPLE_HINTS if Path(EXAMPLE_HINTS).is_file() else None
-        results = colorize_each(to_rgb(EXAMPLES[0]), "U-Net", False, hints=hints)
-        served_generator(models, "unet")  # a gr.Error if it is missing
+        results = colorize_each(to_rgb(EXAMPLES[0]), "U-Net", False, hints=hints)  # a gr.Error without a U-Net
         automatic = colorize(models["unet"].G_eval, EXAMPLES[0])
         shown = [serving.with_hints(EXAMPLES[0], hints), automatic, Image.open(results[0])]
         return [*results, serving.png_file(serving.strip(shown))]

@@ -106,13 +106,14 @@ def refuse_server_paths():
     processing_utils._check_allowed = check_allowed
 
 
-def read_image(payload):
-    """An uploaded file (gradio's FileData dict) -> PIL image of any mode, at most MAX_SIDE a side."""
+def read_image(payload, field="image", example="sketch.png"):
+    """An uploaded file (gradio's FileData dict) -> PIL image of any mode, at most MAX_SIDE a side.
+    field, example: the input's name and an example file, for the error when it is not a file."""
     if payload is None:
         raise UserError("No image: upload a sketch (dark lines on white).")
     if not (isinstance(payload, dict) and isinstance(payload.get("path"), str)):
         # a bare string is never opened: it could name any file on the server
-        raise UserError("image must be an uploaded image file (gradio_client: handle_file('sketch.png')), got "
+        raise UserError(f"{field} must be an uploaded image file (gradio_client: handle_file('{example}')), got "
                         f"{str(payload)[:80]!r}")
     try:
         with Image.open(payload["path"]) as im:
@@ -134,12 +135,11 @@ def read_hints(payload, size):
     else is refused with a sentence starting "hints:"."""
     from condgen.colorize import to_hints
 
-    if not (isinstance(payload, dict) and isinstance(payload.get("path"), str)):
-        raise UserError("hints must be an uploaded image file (gradio_client: handle_file('hints.png')), got "
-                        f"{str(payload)[:80]!r}")
     try:
-        im = read_image(payload)
+        im = read_image(payload, "hints", "hints.png")
     except gr.Error as e:
+        if e.message.startswith("hints "):  # not an uploaded file: it names the field already
+            raise
         raise UserError(f"hints: {e.message[:1].lower()}{e.message[1:]}") from e
     try:
         return to_hints(im, size)

@@ -160,14 +160,8 @@ def colorize(G, image, hints=None, flat=False):
     x, box = _to_square(rgb)
     hint_map = _hints_to_square(to_hints(hints, rgb.size), box) if hints is not None else None
     w = next(G.parameters())
-    if hint_map is None:
-        y = G(x.to(w.device, w.dtype)).float().cpu()  # w.dtype: bf16 for condgen.precision.inference_generator's copy
-    else:
-        from .evaluate_pix2pix import region_labels
-
-        labels = region_labels(x, open_areas=True)
-        fed = H.spread(hint_map, labels).to(w.device, w.dtype) if G.hints else None
-        y = H.apply(G(x.to(w.device, w.dtype), fed).float().cpu(), hint_map, labels)
+    x_in = x.to(w.device, w.dtype)  # w.dtype: bf16 for condgen.precision.inference_generator's copy
+    y = (G(x_in) if hint_map is None else H.generate(G, x_in, hint_map.to(w.device))).float().cpu()
     y = _to_pil((flat_colors(y, x) if flat else y)[0])
     left, top, right, bottom = (round(v) for v in box)
     box = (left, top, max(right, left + 1), max(bottom, top + 1))  # a 1-px-thin input keeps 1 px

@@ -212,10 +212,7 @@ def predict(G, x, batch_size=8, stochastic=False, hints=None):
         if hints is None or H.is_empty(hints[i : i + batch_size]):
             out.append(G(xb).float().cpu())
             continue
-        hb = hints[i : i + batch_size].to(device)
-        labels = region_labels(xb, open_areas=True)
-        y = G(xb, H.spread(hb, labels)) if G.hints else G(xb)
-        out.append(H.apply(y, hb, labels).cpu())
+        out.append(H.generate(G, xb, hints[i : i + batch_size].to(device)).cpu())
     G.train(was_training)
     return torch.cat(out)
 
@@ -376,13 +373,11 @@ def main(argv=None):
         for k in args.hints:
             torch.manual_seed(args.seed)
             name = w if k == 0 else f"{w}, {k} hint{'s' * (k > 1)}"
-            if k == 0:
-                outputs[name] = predict(G, x_in, stochastic=args.stochastic)
-                rows[f"{type(G).__name__} {name}"] = scores(outputs[name], y, x, regions)
-            else:
-                outputs[name] = predict(G, x_in, stochastic=args.stochastic, hints=simulated[k][0])
-                rows[f"{type(G).__name__} {name}"] = hint_scores(outputs[name], y, x, simulated[k][1], regions)
-        if args.flat:  # as colorize(flat=True) does it
+            hint_map, points = simulated.get(k, (None, None))
+            outputs[name] = predict(G, x_in, stochastic=args.stochastic, hints=hint_map)
+            rows[f"{type(G).__name__} {name}"] = (scores(outputs[name], y, x, regions) if k == 0 else
+                                                  hint_scores(outputs[name], y, x, points, regions))
+        if args.flat and w in outputs:  # as colorize(flat=True) does it, on the automatic outputs
             outputs[f"{w} flat"] = torch.cat([flat_colors(o[None], xi[None], r)
                                               for o, xi, r in zip(outputs[w], x_in, flat_regions)])
             rows[f"{type(G).__name__} {w}, flat colors"] = scores(outputs[f"{w} flat"], y, x, regions)

@@ -243,6 +243,18 @@ def apply(y, hints, labels, reach=16, exact=8):
     return out.clamp(0, 1) * 2 - 1
 
 
+def generate(G, x, hints):
+    """G's pictures of sketches x [N, 3, H, W] with hint maps [N, 4, H, W], as colorize and the
+    evaluation make them: the sketch's regions found, the hints spread through them for a G built
+    with hints (a 3-channel G takes none), G run, the hinted regions colored after it. Returns
+    [N, 3, H, W] in [-1, 1], float, on x's device."""
+    from .evaluate_pix2pix import region_labels
+
+    labels = region_labels(x, open_areas=True)
+    y = G(x, spread(hints, labels).to(x.dtype) if G.hints else None)
+    return apply(y.float(), hints, labels)
+
+
 def fixed(y, count, seed=0):
     """sample(y, count) with a generator seeded per image (seed, i): evaluation's hints, the same in
     every run, and the first k hints of an image the same for every count >= k."""
