@@ -37,6 +37,8 @@ RESUME_KEYS = ["model", "subset", "g_batchnorm", "d_minibatch_std", "d_minibatch
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--recipe", metavar="FILE", default=None,
+                   help="a recipe file (recipes/*.toml): its flags become the defaults, flags given here override them")
     # data / model
     p.add_argument("--model", choices=["gan", "cgan"], required=True,
                    help="unconditional GAN or label-conditioned cGAN")
@@ -83,7 +85,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-per-class", type=int, default=1000,
                    help="samples per digit for the model card's evaluation (0: skip)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the generator folder when done")
-    args = p.parse_args(argv)
+    args = run.parse(p, argv)
     args.command = run.command("train_mnist.py", p, args)  # for the model card
     if args.epochs < 1:
         p.error(f"--epochs must be >= 1, got {args.epochs}")

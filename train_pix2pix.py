@@ -29,19 +29,10 @@ import torchvision
 
 from condgen import distributed, hints, run
 from condgen.checkpoint import atomic_write
+from condgen.color import chroma, opponent, region_labels, sketch_regions
 from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_tanh_range
 from condgen.ema import recalibrate_batchnorm, update_ema
-from condgen.evaluate_pix2pix import (
-    baselines,
-    chroma,
-    hint_scores,
-    opponent,
-    predict,
-    region_labels,
-    scores,
-    sketch_regions,
-    table,
-)
+from condgen.evaluate_pix2pix import baselines, hint_scores, predict, scores, table
 from condgen.hub import push_error
 from condgen.pix2pix import (
     BOTTLENECKS,
@@ -71,6 +62,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--recipe", metavar="FILE", default=None,
+                   help="a recipe file (recipes/*.toml): its flags become the defaults, flags given here override them")
     # data
     p.add_argument("--data", default="data/sketch2pokemon-train",
                    help="training pairs: 512x256 images (sketch left, color right), A/ and B/ folders, or a "
@@ -160,7 +153,7 @@ def parse_args(argv=None):
                    help="dtype of the published generator/ and discriminator/ weights (training state stays fp32)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
                    help="upload generator/ to REPO_ID and discriminator/ to REPO_ID-discriminator when done")
-    args = p.parse_args(argv)
+    args = run.parse(p, argv)
     args.command = run.command("train_pix2pix.py", p, args)  # for the model card
     for name in ("epochs", "batch_size", "ngf", "ndf", "save_every"):
         if getattr(args, name) < 1:

@@ -31,8 +31,8 @@ def main():
     torch.set_num_threads(args.threads)
 
     from condgen import hints
+    from condgen.color import region_labels
     from condgen.colorize import colorize
-    from condgen.evaluate_pix2pix import region_labels
     from condgen.pix2pix import Discriminator, UNetGenerator, add_hint_input, load_generator
     from condgen.precision import inference_generator
     from train_pix2pix import train_step

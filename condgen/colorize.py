@@ -30,6 +30,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from . import hints as H
+from .color import LUMA, luminance, sketch_regions, to_zero_one
 from .data import on_white, square_on_white, to_tanh_range
 from .paper import normalize_sketch
 
@@ -170,12 +171,10 @@ def colorize(G, image, hints=None, flat=False):
 
 def flat_colors(y, x, regions=None):
     """Flatting, as a colorist does it: every region the sketch x's lines enclose
-    (condgen.evaluate_pix2pix.sketch_regions) takes one color, the median of G's colors there, with
+    (condgen.color.sketch_regions) takes one color, the median of G's colors there, with
     G's shading kept: each pixel keeps its own luminance and takes the region's chroma. The lines,
     the background and regions a gap in a line leaves open keep G's colors. y, x: (1, 3, H, W) in
     [-1, 1]; regions: x's masks (sketch_regions(x)[0]) if already known. Returns y's new values."""
-    from .data import LUMA
-    from .evaluate_pix2pix import luminance, sketch_regions, to_zero_one
 
     rgb, lum = to_zero_one(y[0]).clone(), luminance(y)[0]  # (3, H, W), (H, W)
     luma = torch.tensor(LUMA)

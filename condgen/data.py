@@ -73,8 +73,6 @@ def shuffled_batches(n, batch_size, generator):
 # with matching file names work too. 722 pairs are 280 MB as uint8, so they are decoded once and
 # kept in memory; only the augmentation runs per step.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-# ITU-R 601 luma weights of r, g, b, as PIL's convert("L"): the one luminance of sketchify, paper and the metrics
-LUMA = (0.299, 0.587, 0.114)
 
 
 def pair_augmentation(kind, size=256):

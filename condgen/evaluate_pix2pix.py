@@ -39,9 +39,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-
-def to_zero_one(t):
-    return (t.float() + 1) / 2  # [-1, 1] -> [0, 1]
+from .color import chroma, luminance, sketch_regions, to_zero_one
 
 
 def l1(pred, target):
@@ -84,64 +82,11 @@ def colorfulness(img):
     return std + 0.3 * mean
 
 
-def opponent(img):
-    """Luminance (Rec. 601 luma) [N, H, W] and the opponent-chroma channels r - g and (r + g)/2 - b
-    [N, 2, H, W] of RGB [N, 3, H, W]: linear, so also of a difference of images; the three carry all
-    of RGB."""
-    from .data import LUMA
-
-    r, g, b = img.float().unbind(1)
-    return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b, torch.stack([r - g, 0.5 * (r + g) - b], dim=1)
-
-
-def luminance(img):
-    """Rec. 601 luma [N, H, W] on [0, 1] of RGB images in [-1, 1]."""
-    return opponent(to_zero_one(img))[0]
-
-
-def chroma(img):
-    """The opponent-chroma channels r - g and (r + g)/2 - b [N, 2, H, W] on [0, 1]: color without
-    luminance."""
-    return opponent(to_zero_one(img))[1]
-
-
 def chroma_tv(img):
     """Total variation per image [N] of the opponent-chroma channels: mean |vertical difference| +
     mean |horizontal difference|. Luminance edges (the lines) do not count; color changes do."""
     c = chroma(img)  # (N, 2, H, W)
     return (c.diff(dim=2).abs().flatten(1).mean(1) + c.diff(dim=3).abs().flatten(1).mean(1))
-
-
-def region_labels(sketch, min_area=0.005, open_areas=False):
-    """The regions a sketch's lines enclose: labels [N, H, W] (int64), 1..K for an image's K regions,
-    0 elsewhere. Ink is lum < 0.5, thickened by 1 px so that a 1-px gap in a line does not merge two
-    regions (and no region leaks across a diagonal line); a region is a connected area of the rest
-    (8-neighbours) that does not touch the border (the background) and covers at least min_area of
-    the image. open_areas: the rest of the paper too, each connected area labeled -1, -2, ... (hints
-    spread into them, a little way: condgen.hints.apply). No gradient: it only reads the sketch.
-    Connected components by scipy.ndimage.label,
-    on the CPU: ~4 ms for a 256x256 sketch, where label propagation in torch took ~0.8 s."""
-    import numpy as np
-    from scipy import ndimage
-
-    ink = F.max_pool2d((luminance(sketch.detach()) < 0.5).float()[:, None], 3, 1, 1)[:, 0] > 0  # (N, H, W)
-    n, h, w = ink.shape
-    out = np.zeros((n, h, w), np.int64)
-    for i, free in enumerate((~ink).cpu().numpy()):
-        lab, k = ndimage.label(free, structure=np.ones((3, 3)))  # 8-neighbours
-        keep = np.bincount(lab.ravel(), minlength=k + 1) >= min_area * h * w
-        keep[0] = False
-        keep[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = False  # touches the border
-        ids = np.cumsum(keep) * keep  # kept labels -> 1..K in order, the rest -> 0
-        if open_areas:
-            ids = np.where(keep, ids, -np.arange(k + 1))  # the rest of the paper: -1, -2, ...; ink stays 0
-        out[i] = ids[lab]
-    return torch.from_numpy(out).to(sketch.device)
-
-
-def sketch_regions(sketch, min_area=0.005):
-    """region_labels as a list of [H, W] bool masks per image, one per region."""
-    return [[lab == k for k in range(1, int(lab.max()) + 1)] for lab in region_labels(sketch, min_area)]
 
 
 def region_spread(img, regions):

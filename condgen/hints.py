@@ -11,11 +11,11 @@ mask (1 channel, 1 where a hint is). Users draw it as an RGBA image, alpha > 0 m
 (`from_rgba`). A generator built with `hints=True` takes 3 + 4 input channels (condgen.pix2pix).
 
 How a hint reaches its region, in two steps (`spread` and `apply`, on the regions of
-condgen.evaluate_pix2pix.region_labels), because a network fed only the
+condgen.color.region_labels), because a network fed only the
 dots learns to paint the dot, not the region around it (a 22-minute pilot: hint fidelity 0.24 ->
 0.17, region match unchanged at 0.23):
 - `spread`, before G: each closed region of the sketch (the regions its lines enclose,
-  condgen.evaluate_pix2pix.region_labels) that holds hints is filled in the hint map with their
+  condgen.color.region_labels) that holds hints is filled in the hint map with their
   colors (one hint: its color; several: blended by inverse squared distance); G learns to shade
   and line a color it is given, which it learns fast.
 - `apply`, after G: in each such region the output takes that color, with G's shading kept (each
@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
+
+from .color import LUMA, region_labels
 
 CHANNELS = 4  # hint colors (3) + mask (1)
 P_COUNT = 1 / 8  # geometric number of hints, as Zhang et al.
@@ -175,7 +177,7 @@ def _areas(labels_i, mask, snap=3, share=50):
 
 def spread(hints, labels, areas=None):
     """The hint map G is fed: each closed region of the sketch (labels [N, H, W], 1..K; 0 for lines,
-    below 0 for open areas; condgen.evaluate_pix2pix.region_labels) that holds a hint is filled
+    below 0 for open areas; condgen.color.region_labels) that holds a hint is filled
     with its hints' colors (_blend_fill), mask 1; the hints themselves stay where they are. areas: _areas
     of each image, if already found."""
     out = hints.clone()
@@ -202,7 +204,6 @@ def apply(y, hints, labels, reach=16, exact=8):
     shading fades out, so that the hint's own color shows where it was put (exactly at the hint,
     fully shaded from exact px on). A dot on solid ink (a dark area of the sketch, not a line)
     shows its color there. The rest of y [N, 3, H, W] in [-1, 1] is G's. Returns a new tensor."""
-    from .data import LUMA
 
     luma = torch.tensor(LUMA, device=y.device).view(1, 3, 1, 1)
     y01 = (y.float() + 1) / 2
@@ -248,7 +249,6 @@ def generate(G, x, hints):
     evaluation make them: the sketch's regions found, the hints spread through them for a G built
     with hints (a 3-channel G takes none), G run, the hinted regions colored after it. Returns
     [N, 3, H, W] in [-1, 1], float, on x's device."""
-    from .evaluate_pix2pix import region_labels
 
     labels = region_labels(x, open_areas=True)
     y = G(x, spread(hints, labels).to(x.dtype) if G.hints else None)

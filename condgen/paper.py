@@ -20,7 +20,7 @@ the models still answer, but a photo or color art is outside what they were trai
 import numpy as np
 from PIL import Image
 
-from .data import LUMA
+from .color import LUMA
 
 GRID = 32  # paper blocks along the longer side
 PAPER_PERCENTILE = 90  # a block's paper level: most of a block is paper in a line sketch

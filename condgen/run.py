@@ -9,6 +9,7 @@ import json
 import platform
 import shlex
 import sys
+import tomllib
 from pathlib import Path
 
 import torch
@@ -20,13 +21,58 @@ from .hub import model_folder, push_run
 from .precision import describe, resolve_amp
 
 
+def parse(parser, argv=None):
+    """Parse argv (default: sys.argv[1:]) on top of a recipe: `--recipe FILE` reads a TOML file of
+    flag = value lines (recipes/*.toml; a flag spelled as on the command line, without its dashes)
+    and makes them the parser's defaults, so that flags given on the command line override it. The
+    resolved values, recipe and overrides, are what args.json and the model card record."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--recipe")
+    known, _ = pre.parse_known_args(argv)
+    if known.recipe:
+        parser.set_defaults(**recipe_values(parser, known.recipe))
+    return parser.parse_args(argv)
+
+
+def recipe_values(parser, path):
+    """{dest: value} of a recipe file, each value checked as its flag would be (type, choices); an
+    unknown flag or a bad value is a parser error naming the file."""
+    try:
+        recipe = tomllib.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        parser.error(f"--recipe {path}: cannot read it ({e})")
+    actions = {a.option_strings[0][2:]: a for a in parser._actions if a.option_strings}
+    values = {}
+    for flag, value in recipe.items():
+        action = actions.get(flag)
+        if action is None or flag in ("recipe", "help", "resume"):
+            parser.error(f"--recipe {path}: {flag!r} is not a flag of this script")
+        if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):  # a switch
+            if not isinstance(value, bool):
+                parser.error(f"--recipe {path}: {flag} must be true or false, got {value!r}")
+        else:
+            try:
+                value = action.type(str(value)) if action.type else str(value)
+            except (TypeError, ValueError):
+                parser.error(f"--recipe {path}: {flag} = {value!r} is not a valid value")
+            if action.choices is not None and value not in action.choices:
+                parser.error(f"--recipe {path}: {flag} must be one of {', '.join(map(str, action.choices))}, "
+                             f"got {value!r}")
+        action.required = False  # e.g. train_mnist's --model, given by the recipe
+        values[action.dest] = value
+    return values
+
+
 def command(script, parser, args):
-    """The command line that gives args: each flag whose parsed value is not its default. Built from
-    the parsed arguments, not sys.argv, which is another program's when main() is called from Python."""
-    words = [f"python {script}"]
+    """The command line that gives args: --recipe FILE, then each flag whose parsed value is not its
+    default (the recipe's, where it sets one). Built from the parsed arguments, not sys.argv, which is
+    another program's when main() is called from Python."""
+    words = [f"python {script}"] + ([f"--recipe {shlex.quote(args.recipe)}"] if getattr(args, "recipe", None) else [])
     for action in parser._actions:
         value = getattr(args, action.dest, None)
-        if not action.option_strings or action.dest == "help" or value == action.default:
+        skip = action.dest in ("help", "recipe", "resume") or value == parser.get_default(action.dest)
+        if not action.option_strings or skip:
             continue
         flag = action.option_strings[0]
         if isinstance(action, argparse.BooleanOptionalAction):

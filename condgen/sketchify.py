@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data import LUMA, square_on_white
+from .color import LUMA
+from .data import square_on_white
 
 SIZE = 256
 

@@ -11,8 +11,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from condgen import hints as H
+from condgen.color import region_labels, sketch_regions
 from condgen.colorize import colorize, to_hints
-from condgen.evaluate_pix2pix import hint_fidelity, region_labels, region_match, sketch_regions
+from condgen.evaluate_pix2pix import hint_fidelity, region_match
 from condgen.pix2pix import EncoderDecoderGenerator, UNetGenerator, add_hint_input, load_generator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -3,6 +3,7 @@
 import torch
 from PIL import Image
 
+from condgen.color import sketch_regions
 from condgen.evaluate_pix2pix import (
     blur_l1,
     chroma_tv,
@@ -12,7 +13,6 @@ from condgen.evaluate_pix2pix import (
     region_spread,
     scores,
     short_names,
-    sketch_regions,
 )
 
 
@@ -118,8 +118,8 @@ def test_sheet_columns_tell_models_of_the_same_folder_name_apart():
 
 
 def test_flat_colors_gives_each_enclosed_region_one_chroma_and_keeps_the_shading():
+    from condgen.color import chroma, luminance
     from condgen.colorize import flat_colors
-    from condgen.evaluate_pix2pix import chroma, luminance
 
     art, sketch, lines = _art()
     yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")

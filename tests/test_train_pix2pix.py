@@ -245,7 +245,7 @@ def test_multiscale_d_trains_every_scale_and_starts_from_a_one_scale_run(tiny_da
 
 
 def test_region_loss_flattens_each_enclosed_region():
-    from condgen.evaluate_pix2pix import region_labels
+    from condgen.color import region_labels
     from train_pix2pix import region_spread_loss
 
     # a sketch of two rings: two enclosed regions (its paper, touching the border, is none)
