@@ -22,6 +22,7 @@ import copy
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,23 +35,15 @@ from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_ba
 from condgen.ema import recalibrate_batchnorm, update_ema
 from condgen.evaluate_pix2pix import baselines, hint_scores, predict, scores, table
 from condgen.hub import push_error
-from condgen.pix2pix import (
-    BOTTLENECKS,
-    D_SCALES,
-    GENERATOR_CLASSES,
-    PATCH_SIZES,
-    Discriminator,
-    add_hint_input,
-    decoder_spec,
-)
+from condgen.pix2pix import BOTTLENECKS, GENERATOR_CLASSES, PATCH_SIZES, Discriminator, add_hint_input, decoder_spec
 from condgen.precision import CHOICES, autocast, default_channels_last
 
 # train_step's, in log.jsonl
 LOSSES = ["loss_D_real", "loss_D_fake", "loss_G_GAN", "loss_G_L1", "loss_G_chroma", "loss_G_region", "loss_G_hint"]
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "d_scales", "upsample",
-               "dropout", "bottleneck", "ema", "batch_size", "lr", "lr_d", "beta1", "lambda_l1", "lambda_chroma",
-               "lambda_region", "l1_only", "hints", "lambda_hint", "seed"]
+RESUME_KEYS = ["data", "renderings", "subset", "augment", "generator", "ngf", "ndf", "patch", "bottleneck", "ema",
+               "batch_size", "lr", "beta1", "lambda_l1", "lambda_chroma", "lambda_region", "l1_only", "hints",
+               "lambda_hint", "seed"]
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_VAL = REPO.parent / "shared" / "data" / "pokemon" / "sketch2pokemon-val"
@@ -84,15 +77,9 @@ def parse_args(argv=None):
     p.add_argument("--patch", type=int, choices=PATCH_SIZES, default=70,
                    help="discriminator's receptive field: the paper's 70x70 PatchGAN, or its 1x1 PixelGAN (Sec. 4.4: "
                         "judges each pixel's color, not texture)")
-    p.add_argument("--d-scales", type=int, choices=D_SCALES, default=1,
-                   help="PatchGANs at 256, 128 and 64 px (pix2pixHD's multi-scale D, Wang et al. 2018: at 64 px a "
-                        "70x70 patch is the whole image), their losses averaged; 1: the paper's one PatchGAN")
-    p.add_argument("--dropout", type=float, default=0.5,
-                   help="rate of the decoder's CDk dropout (paper: 0.5, its noise z; 0: none, a variant for the "
-                        "encoder-decoder, whose whole 1x1 code passes through those layers)")
     p.add_argument("--bottleneck", type=int, choices=BOTTLENECKS, default=1,
                    help="encoder-decoder only: the code's size for a 256x256 sketch (paper: 1x1, all eight encoder "
-                        "layers; 8: a variant that keeps five, an 8x8 code, still no skips)")
+                        "layers; 8: five, an 8x8 code, still no skips: the bundled encoder-decoder)")
     p.add_argument("--hints", action="store_true",
                    help="G takes color hints beside the sketch (not the paper's): at every step hints are simulated "
                         "from the truth (condgen.hints.sample: a geometric number of dots and short strokes, none "
@@ -101,17 +88,12 @@ def parse_args(argv=None):
                    help="with --hints: weight of an L1 term on the pixels within 2 px of a hint (the 5x5 window of "
                         "the hint-fidelity metric), so that G paints a hint's color where it was put, lines and "
                         "open areas included, which the region passes of condgen.hints do not reach; 0: none")
-    p.add_argument("--upsample", choices=["transpose", "resize"], default="transpose",
-                   help="decoder up-convolution: the paper's 4x4 stride-2 transposed convolution, or resize + 3x3 "
-                        "convolution (Odena et al. 2016, no checkerboard)")
     # optimization
     p.add_argument("--epochs", type=int, default=128, help="total epochs (with --resume: up to this many)")
     p.add_argument("--batch-size", type=int, default=4,
                    help="pairs per step and process; under torchrun the global batch is batch-size x world "
                         "size (paper: 1)")
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G (and D, unless --lr-d)")
-    p.add_argument("--lr-d", type=float, default=None,
-                   help="D's Adam learning rate, on the same schedule as G's (default: --lr): the D:G balance")
+    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D")
     p.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
     p.add_argument("--lambda-l1", type=float, default=100.0, help="weight lambda of the L1 term (Eq. 4)")
     p.add_argument("--lambda-chroma", type=float, default=None, metavar="W",
@@ -160,13 +142,9 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.subset and args.subset < args.batch_size:
         p.error(f"--subset {args.subset} is smaller than --batch-size {args.batch_size}")
-    if not 0 <= args.dropout < 1:
-        p.error(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.bottleneck != 1 and args.generator != "encoder-decoder":
         p.error(f"--bottleneck {args.bottleneck} is for --generator encoder-decoder (the U-Net's skips need all "
                 "eight layers)")
-    if args.d_scales > 1 and args.patch != 70:
-        p.error(f"--d-scales {args.d_scales} is for the 70x70 PatchGAN (--patch 70)")
     if not 0 <= args.ema < 1:
         p.error(f"--ema must be in [0, 1), got {args.ema}")
     if not 0 <= args.lr_decay_epochs <= args.epochs:
@@ -179,22 +157,36 @@ def parse_args(argv=None):
         p.error(f"--lambda-hint must be >= 0 and goes with --hints, got {args.lambda_hint}")
     if args.lambda_chroma is not None and not 0 <= args.lambda_chroma < inf:
         p.error(f"--lambda-chroma must be >= 0, got {args.lambda_chroma}")
-    if args.lr_d is None:
-        args.lr_d = args.lr
-    elif not 0 < args.lr_d < inf:
-        p.error(f"--lr-d must be a positive number, got {args.lr_d}")
     if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
         p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     args.out = Path(args.out.replace("<generator>", args.generator))
     return args
 
 
-def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=None, lambda_region=0.0,
-               lambda_chroma=None, hint_map=None, labels=None, lambda_hint=0.0, near_hints=None):
+class Objective(NamedTuple):
+    """G's loss, Eq. 4 and the terms we add: the paper's is Objective() (lambda_L1 100 on RGB, with
+    D); l1_only is its ablation without D."""
+
+    lambda_l1: float = 100.0
+    lambda_chroma: float | None = None  # None: L1 over RGB; else lambda_l1 on luminance, this on chroma
+    lambda_region: float = 0.0
+    lambda_hint: float = 0.0
+    l1_only: bool = False
+
+    @classmethod
+    def of(cls, args):
+        return cls(args.lambda_l1, args.lambda_chroma, args.lambda_region, args.lambda_hint, args.l1_only)
+
+
+PAPER = Objective()
+
+
+def train_step(G, D, opt_G, opt_D, x, y, objective=PAPER, amp=None, hint_map=None, labels=None, near_hints=None):
     """One D step then one G step on a batch x -> y; returns the losses (detached). hint_map: G's
     hint input (condgen.hints), for a G built with hints; labels: the sketches' closed regions
-    (condgen.evaluate_pix2pix.region_labels), if already found; near_hints: [N, 1, H, W] bool, the
-    pixels that lambda_hint's L1 term covers."""
+    (condgen.color.region_labels), if already found; near_hints: [N, 1, H, W] bool, the pixels
+    that lambda_hint's L1 term covers."""
+    lambda_L1, lambda_chroma, lambda_region, lambda_hint, l1_only = objective
     with autocast(x.device, amp):
         fake = G(x) if hint_map is None else G(x, hint_map)
     loss_D_real = loss_D_fake = loss_G_GAN = loss_G_region = loss_G_hint = torch.zeros((), device=x.device)
@@ -203,7 +195,7 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
         # paper divides D's objective by 2, "which slows down the rate at which D learns relative
         # to G" (Sec. 3.3).
         with autocast(x.device, amp):
-            d_real, d_fake = D(x, y, all_scales=True), D(x, fake.detach(), all_scales=True)  # [(N, 1, 30, 30), ..]
+            d_real, d_fake = D(x, y), D(x, fake.detach())  # (N, 1, 30, 30) each
         loss_D_real, loss_D_fake = bce(d_real, 1.0), bce(d_fake, 0.0)
         opt_D.zero_grad(set_to_none=True)
         (0.5 * (loss_D_real + loss_D_fake)).backward()
@@ -214,7 +206,7 @@ def train_step(G, D, opt_G, opt_D, x, y, lambda_L1=100.0, l1_only=False, amp=Non
         # forward would wait in backward for gradients of D's weights that never come.
         D.requires_grad_(False)
         with autocast(x.device, amp):
-            d_fake = getattr(D, "module", D)(x, fake, all_scales=True)
+            d_fake = getattr(D, "module", D)(x, fake)
         loss_G_GAN = bce(d_fake, 1.0)
         D.requires_grad_(True)
     err = fake.float() - y
@@ -252,11 +244,8 @@ def region_spread_loss(fake, labels):
 
 
 def bce(logits, target):
-    """BCE-with-logits of D's maps (one per scale) against target (1: real, 0: fake), in fp32. The
-    mean over the scales, not pix2pixHD's sum: with --d-scales 3 the adversarial term keeps the
-    weight it has against lambda_L1 * L1 in Eq. 4, shared between the scales."""
-    return torch.stack([F.binary_cross_entropy_with_logits(d.float(), torch.full_like(d, target, dtype=torch.float))
-                        for d in logits]).mean()
+    """BCE-with-logits of D's map against target (1: real, 0: fake), in fp32."""
+    return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits, target, dtype=torch.float))
 
 
 def val_grid(x, fake, y, rows):
@@ -288,7 +277,7 @@ def main(args):
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if args.ema else None
     fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
     opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
-    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr_d, betas=(args.beta1, 0.999), fused=fused)
+    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
     shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
     optimizers = {"opt_G": opt_G, "opt_D": opt_D}
     if args.init_from and not args.resume:
@@ -296,10 +285,10 @@ def main(args):
     start_epoch, history = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
 
     out, steps_per_epoch = args.out, len(data) // (args.batch_size * world_size)
+    objective = Objective.of(args)
     for epoch in range(start_epoch, args.epochs):
         t0, lr = time.time(), run.constant_then_linear_decay(args.lr, epoch, args.epochs, args.lr_decay_epochs)
-        run.set_lr([opt_G], lr)
-        run.set_lr([opt_D], lr * args.lr_d / args.lr)
+        run.set_lr([opt_G, opt_D], lr)
         G.train(), D.train()
         sums = torch.zeros(len(LOSSES), device=device)  # summed on the device: no per-step sync
         batches = shuffled_batches(len(data), args.batch_size * world_size, shuffle)  # global batches
@@ -314,8 +303,7 @@ def main(args):
                 drawn = hints.sample(y)[0]
                 near = F.max_pool2d(drawn[:, 3:], 5, 1, 2) > 0 if args.lambda_hint else None
                 hint_map = hints.spread(drawn, labels).contiguous(memory_format=layout)
-            losses = train_step(G_train, D_train, opt_G, opt_D, x, y, args.lambda_l1, args.l1_only, amp,
-                                args.lambda_region, args.lambda_chroma, hint_map, labels, args.lambda_hint, near)
+            losses = train_step(G_train, D_train, opt_G, opt_D, x, y, objective, amp, hint_map, labels, near)
             if G_ema is not None:
                 update_ema(G_ema, G, args.ema)
             sums += torch.stack([losses[k] for k in LOSSES])
@@ -358,9 +346,8 @@ def main(args):
 def build_models(args):
     """(G, D) for the architecture flags, on the CPU."""
     extra = {"bottleneck": args.bottleneck} if args.generator == "encoder-decoder" else {}
-    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, upsample=args.upsample, dropout=args.dropout,
-                                              hints=args.hints, **extra),
-            Discriminator(ndf=args.ndf, patch=args.patch, scales=args.d_scales))
+    return (GENERATOR_CLASSES[args.generator](ngf=args.ngf, hints=args.hints, **extra),
+            Discriminator(ndf=args.ndf, patch=args.patch))
 
 
 def load_data(args, device, world_size):
@@ -387,16 +374,11 @@ def load_data(args, device, world_size):
 
 def init_from(args, G, D, G_ema, master_process):
     """--init-from RUN (condgen.run.init_from). D starts fresh when --ndf or --patch differs from the
-    run's; with more --d-scales than the run's D has, its scales are loaded and the coarser ones
-    start fresh (the paper's one PatchGAN is the finest scale of every D)."""
+    run's."""
     def load_D(saved, D):
         if (saved.net[0][0].out_channels, saved.patch) != (D.net[0][0].out_channels, D.patch):
             return f"D fresh: --ndf {args.ndf} or --patch {args.patch} differs from the saved one"
-        if saved.scales < D.scales:
-            D.net.load_state_dict(saved.net.state_dict())
-            D.coarser[:saved.scales - 1].load_state_dict(saved.coarser.state_dict())
-            return f"D: its {saved.scales} finest of {D.scales} scales from there, the coarser fresh (--d-scales)"
-        D.load_state_dict(saved.state_dict())  # strict: fewer scales than saved is a mismatch
+        D.load_state_dict(saved.state_dict())
         return ""
 
     def adapt_G(saved, G):  # a G saved without a hint input, trained on with --hints: zero weights for the hints
@@ -440,17 +422,15 @@ def write_card(out, args, history, device, x_val, y_val, world_size=1):
     processes = f" x {world_size} processes" if world_size > 1 else ""
     d = "70x70 PatchGAN" if args.patch == 70 else "1x1 PixelGAN"
     chroma_l1 = "" if args.lambda_chroma is None else f"lambda_chroma {args.lambda_chroma} (lambda_L1 on luminance), "
-    if args.d_scales > 1:  # pix2pixHD's multi-scale D: the same PatchGAN on the pair at 1/2 and 1/4 size
-        d += f" at {args.d_scales} scales ({', '.join(f'{256 >> i} px' for i in range(args.d_scales))})"
     code = f"{args.bottleneck}x{args.bottleneck} code, " if args.generator == "encoder-decoder" else ""
     # the paper's three CD layers decode the 1x1, 2x2 and 4x4 maps: a bottleneck of 8 cuts them all
     cut = args.generator == "encoder-decoder" and not any(cd for _, cd in decoder_spec(64, args.bottleneck))
-    dropout = "none (its CD layers are among those cut)" if cut else args.dropout
-    training = [f"recipe: ngf {args.ngf}, {code}{d} ndf {args.ndf}, up-convolutions `{args.upsample}`, dropout "
-                f"{dropout}, {published}, lambda_L1 {args.lambda_l1}, "
+    dropout = "none (its CD layers are among those cut)" if cut else "0.5"
+    training = [f"recipe: ngf {args.ngf}, {code}{d} ndf {args.ndf}, dropout {dropout}, {published}, "
+                f"lambda_L1 {args.lambda_l1}, "
                 f"{chroma_l1}"
                 f"{f'lambda_region {args.lambda_region}, ' if args.lambda_region else ''}"
-                f"lr {args.lr}{f' (D: {args.lr_d})' if args.lr_d != args.lr else ''} "
+                f"lr {args.lr} "
                 f"({args.lr_decay_epochs} epochs of linear decay), "
                 f"sketch renderings: {renderings}",
                 f"epochs: {len(history)}, batch {args.batch_size}{processes}, augmentation `{args.augment}`, "

@@ -35,7 +35,7 @@ def main():
     from condgen.colorize import colorize
     from condgen.pix2pix import Discriminator, UNetGenerator, add_hint_input, load_generator
     from condgen.precision import inference_generator
-    from train_pix2pix import train_step
+    from train_pix2pix import Objective, train_step
 
     torch.manual_seed(0)
     y = torch.ones(4, 3, 256, 256)
@@ -54,7 +54,7 @@ def main():
         t = time.perf_counter()
         labels = region_labels(x)
         hint_map = hints.spread(hints.sample(y)[0], labels) if kind == "--hints" else None
-        train_step(G, D, opt_G, opt_D, x, y, 100.0, False, None, 50.0, 10.0, hint_map, labels)
+        train_step(G, D, opt_G, opt_D, x, y, Objective(100.0, 10.0, 50.0), None, hint_map, labels)
         return time.perf_counter() - t
 
     times = {k: [] for k in nets}

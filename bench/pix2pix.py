@@ -57,7 +57,7 @@ def bench_train(generator, mode, batch_size, args, device):
     opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
     amp = torch.bfloat16 if mode == "bf16 autocast" else None
-    return timed(lambda: train_step(G, D, opt_G, opt_D, x, y, 100.0, False, amp), args.warmup, args.repeats, device)
+    return timed(lambda: train_step(G, D, opt_G, opt_D, x, y, amp=amp), args.warmup, args.repeats, device)
 
 
 @torch.no_grad()

@@ -15,24 +15,15 @@ this project grew out of:
 - No BatchNorm on the innermost (1x1) encoder layer, as in the official code: at batch size 1 a
   1x1 map has one value per channel and PyTorch's BatchNorm refuses to normalize it.
 
-A documented variant, not the paper's: `upsample="resize"` replaces each 4x4 stride-2 transposed
-convolution by a nearest-neighbour 2x resize and a 3x3 convolution (Odena et al. 2016,
-"Deconvolution and Checkerboard Artifacts", https://distill.pub/2016/deconv-checkerboard/). Each
-output pixel of a stride-2 transposed convolution is made by one of four interleaved sub-kernels,
-and any mismatch between them shows as a checkerboard that G must learn to cancel; after a resize
-every output pixel sees the same kernel.
-
-Another, for the encoder-decoder only: `bottleneck=8` stops its encoder after five layers, an 8x8
-code instead of the paper's 1x1 vector, still with no skips (see EncoderDecoderGenerator).
-
-And for the discriminator: `scales=3` adds pix2pixHD's coarser PatchGANs, so that one D sees the
-whole image (see Discriminator).
+One variant, not the paper's, for the encoder-decoder only: `bottleneck=8` stops its encoder after
+five layers, an 8x8 code instead of the paper's 1x1 vector, still with no skips (see
+EncoderDecoderGenerator). Variants that were tried and not shipped (resize-convolutions, a
+multi-scale D, other code sizes, no dropout) are in docs/variants.md with the commit that had them.
 """
 
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .hints import CHANNELS as HINT_CHANNELS
@@ -51,9 +42,30 @@ DISCRIMINATOR = "C64-C128-C256-C512"
 # Sec. 4.4 varies the patch size; its 1x1 "PixelGAN" has two 1x1 Ck layers (official code:
 # PixelDiscriminator, ndf and 2 ndf filters), then a 1x1 convolution to 1 channel.
 PIXELGAN = "C64-C128"
-BOTTLENECKS = (1, 2, 4, 8, 16, 32)  # EncoderDecoderGenerator(bottleneck=...): the code's size at 256x256
+BOTTLENECKS = (1, 8)  # EncoderDecoderGenerator(bottleneck=...): the code's size at 256x256 (paper: 1)
 PATCH_SIZES = (70, 1)  # Discriminator(patch=...): the 70x70 PatchGAN (default) or the 1x1 PixelGAN
-D_SCALES = (1, 2, 3)  # Discriminator(scales=...): PatchGANs at 256, 128 and 64 px (1: the paper's one)
+DROPOUT = 0.5  # the CDk layers' rate: the paper's noise z
+# config.json keys of checkpoints saved before the variants were removed, with the one value kept
+GENERATOR_RETIRED = {"upsample": "transpose", "dropout": DROPOUT}
+
+
+class Pix2PixModel(HubMixin):
+    """Loads checkpoints saved before a variant was removed: a config.json key in RETIRED holding
+    the value every model now has is dropped; any other value is an error naming the variant."""
+
+    RETIRED = {}
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id, config=None, **kwargs):
+        # config: the whole config.json (the mixin passes it to a _from_pretrained that asks for it);
+        # kwargs hold only the keys __init__ takes, so a retired key would otherwise pass unseen
+        from .hub import CheckpointError
+
+        for key, kept in cls.RETIRED.items():
+            if key in (config or {}) and config[key] != kept:
+                raise CheckpointError(f"{model_id}: saved with {key} {config[key]}, not {kept}: a variant removed "
+                                      "from condgen; docs/variants.md names the commit that can still load it")
+        return super()._from_pretrained(model_id=model_id, **kwargs)
 
 
 def parse_spec(spec, width=64):
@@ -73,32 +85,19 @@ class EncodeBlock(nn.Sequential):
         super().__init__(*layers)
 
 
-class ResizeConv(nn.Sequential):
-    """Nearest-neighbour 2x upsampling, then a 3x3 convolution: doubles H and W like the paper's
-    ConvTranspose 4x4 stride 2, without its checkerboard (Odena et al. 2016)."""
-
-    def __init__(self, in_channels, out_channels, bias=True):
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"),
-                         nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias))
-
-
-def up(in_channels, out_channels, upsample="transpose", bias=True):
-    """The decoder's 2x up-convolution: the paper's transposed convolution or a resize-convolution."""
-    if upsample == "transpose":
-        return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)
-    if upsample == "resize":
-        return ResizeConv(in_channels, out_channels, bias)
-    raise ValueError(f"unknown upsample {upsample!r}; expected transpose or resize")
+def up(in_channels, out_channels, bias=True):
+    """The decoder's 2x up-convolution: ConvTranspose 4x4 stride 2 (doubles H and W)."""
+    return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)
 
 
 class DecodeBlock(nn.Sequential):
     """Ck / CDk in the decoder: ConvTranspose 4x4 stride 2 (doubles H and W) -> BatchNorm ->
-    Dropout `dropout` (CDk only, the paper's 0.5: its only source of noise z) -> ReLU."""
+    Dropout 0.5 (CDk only: the paper's only source of noise z) -> ReLU."""
 
-    def __init__(self, in_channels, out_channels, dropout=0.0, upsample="transpose"):
-        layers = [up(in_channels, out_channels, upsample, bias=False), nn.BatchNorm2d(out_channels)]
+    def __init__(self, in_channels, out_channels, dropout=False):
+        layers = [up(in_channels, out_channels, bias=False), nn.BatchNorm2d(out_channels)]
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(nn.Dropout(DROPOUT))
         layers.append(nn.ReLU())
         super().__init__(*layers)
 
@@ -152,16 +151,11 @@ def decoder_spec(ngf, bottleneck=1):
     last ones of DECODER, one per encoder layer after the first, as (channels, dropout) pairs."""
     if bottleneck not in BOTTLENECKS:
         raise ValueError(f"bottleneck must be one of {BOTTLENECKS}, got {bottleneck}")
-    return parse_spec(DECODER, ngf)[BOTTLENECKS.index(bottleneck):]
+    return parse_spec(DECODER, ngf)[bottleneck.bit_length() - 1:]  # a code of 2^k x 2^k cuts the first k
 
 
-class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
+class EncoderDecoderGenerator(nn.Module, Pix2PixModel, tags=["pix2pix", "image-to-image"]):
     """x [N, 3, H, W] in [-1, 1] -> y [N, 3, H, W] in [-1, 1] through a 1x1 bottleneck, no skips.
-
-    `dropout`: the CDk layers' rate (paper: 0.5). A documented variant, 0, drops them: here the
-    first three decoder layers carry the whole 1x1 code (the U-Net's skips carry the sketch around
-    them), and dropout halves it at every training step. Measured from the bundled weights: the
-    outline ratio 0.41 -> 0.51 after one epoch without it, no better picture (README, Pix2Pix).
 
     `bottleneck`: the code's height and width for a 256x256 input (paper: 1, all eight encoder
     layers). A documented variant, not the paper's: 8 keeps the first five encoder layers
@@ -171,8 +165,10 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
     the layout (each cell sees 94x94 pixels), so G can spend its training on color; lines still
     pass through the bottleneck, which is the difference from the U-Net the app shows."""
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose",
-                 dropout: float = 0.5, bottleneck: int = 1, hints: bool = False):
+    RETIRED = GENERATOR_RETIRED
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, bottleneck: int = 1,
+                 hints: bool = False):
         super().__init__()
         self.bottleneck, self.hints = bottleneck, hints
         spec = decoder_spec(ngf, bottleneck)
@@ -180,10 +176,10 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
         self.encoder = _encoder(in_channels + HINT_CHANNELS * hints, ngf, layers)
         blocks, c = [], parse_spec(ENCODER, ngf)[layers - 1][0]
         for k, cd in spec:
-            blocks.append(DecodeBlock(c, k, dropout if cd else 0.0, upsample))
+            blocks.append(DecodeBlock(c, k, cd))
             c = k
         self.decoder = nn.ModuleList(blocks)
-        self.out = up(c, out_channels, upsample)  # "a convolution ... to 3 channels"
+        self.out = up(c, out_channels)  # "a convolution ... to 3 channels"
         init_weights(self)
 
     def forward(self, x, hints=None):
@@ -195,12 +191,13 @@ class EncoderDecoderGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-im
         return torch.tanh(self.out(x))
 
 
-class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
+class UNetGenerator(nn.Module, Pix2PixModel, tags=["pix2pix", "image-to-image"]):
     """The encoder-decoder with skips: encoder layer i is concatenated to decoder layer n - i, so
-    low-level information (here: where the lines are) bypasses the bottleneck. `dropout` as there."""
+    low-level information (here: where the lines are) bypasses the bottleneck."""
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, upsample: str = "transpose",
-                 dropout: float = 0.5, hints: bool = False):
+    RETIRED = GENERATOR_RETIRED
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, hints: bool = False):
         super().__init__()
         self.hints = hints
         self.encoder = _encoder(in_channels + HINT_CHANNELS * hints, ngf)
@@ -209,9 +206,8 @@ class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
         ins = parse_spec(UNET_DECODER, ngf)
         # The paper's string must equal what the skips produce: previous output + mirrored skip.
         assert [k for k, _ in ins[1:]] == [o + s for o, s in zip(outs, skips)], "UNET_DECODER does not match"
-        self.decoder = nn.ModuleList(DecodeBlock(i, o, dropout if cd else 0.0, upsample)
-                                     for (i, cd), o in zip(ins, outs))
-        self.out = up(ins[-1][0], out_channels, upsample)
+        self.decoder = nn.ModuleList(DecodeBlock(i, o, cd) for (i, cd), o in zip(ins, outs))
+        self.out = up(ins[-1][0], out_channels)
         init_weights(self)
 
     def forward(self, x, hints=None):
@@ -226,7 +222,7 @@ class UNetGenerator(nn.Module, HubMixin, tags=["pix2pix", "image-to-image"]):
         return torch.tanh(self.out(x))
 
 
-class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
+class Discriminator(nn.Module, Pix2PixModel, tags=["pix2pix", "patchgan"]):
     """The 70x70 PatchGAN: (sketch x, image y) -> logits [N, 1, 30, 30] for 256x256 inputs.
 
     Each logit judges one 70x70 patch of concat(x, y) as real or fake (Sec. 2.2.2); D is
@@ -238,27 +234,17 @@ class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
     color given the sketch's pixel there, so it cannot ask for texture, where a PatchGAN that wins
     outright against a generator unable to draw detail (the encoder-decoder) makes its transposed
     convolutions paint a checkerboard. Tried on the encoder-decoder it stayed near chance: beige is
-    a plausible color for any one pixel (README, Pix2Pix).
-
-    `scales=3` is a variant, not the paper's: pix2pixHD's multi-scale discriminator (Wang et al.
-    2018, Sec. 3.2, https://arxiv.org/abs/1711.11585), the same 70x70 PatchGAN again on the pair
-    downsampled 2x and 4x (each its own weights). At 64x64 a 70x70 patch is the whole image, so
-    that D judges the picture as one: a body painted half in one hue and half in another is a
-    real-looking patch at 256 px on either side, but not a real-looking Pokemon at 64 px. The
-    finest scale is the paper's PatchGAN (`net`, loadable from a one-scale D); D(x, y) returns its
-    map, D(x, y, all_scales=True) the list of all maps, finest first, for training.
+    a plausible color for any one pixel (docs/variants.md).
     """
 
-    def __init__(self, in_channels: int = 6, ndf: int = 64, patch: int = 70, scales: int = 1):
+    RETIRED = {"scales": 1}  # pix2pixHD's multi-scale D, removed: docs/variants.md
+
+    def __init__(self, in_channels: int = 6, ndf: int = 64, patch: int = 70):
         super().__init__()
         if patch not in PATCH_SIZES:
             raise ValueError(f"patch must be one of {PATCH_SIZES} (70x70 PatchGAN, 1x1 PixelGAN), got {patch}")
-        if scales not in D_SCALES or (scales > 1 and patch != 70):
-            raise ValueError(f"scales must be one of {D_SCALES}, and 1 for a PixelGAN, got {scales} (patch {patch})")
-        self.patch, self.scales = patch, scales
+        self.patch = patch
         self.net = self._patchgan(in_channels, ndf, patch)
-        # the coarser scales: 128x128 and 64x64 pairs (scales - 1 more PatchGANs)
-        self.coarser = nn.ModuleList(self._patchgan(in_channels, ndf, patch) for _ in range(scales - 1))
         init_weights(self)
 
     @staticmethod
@@ -275,16 +261,8 @@ class Discriminator(nn.Module, HubMixin, tags=["pix2pix", "patchgan"]):
         blocks.append(nn.Conv2d(c, 1, 4, 1, 1) if patch == 70 else nn.Conv2d(c, 1, 1))  # logits for BCE-with-logits
         return nn.Sequential(*blocks)
 
-    def forward(self, x, y, all_scales=False):
-        xy = torch.cat([x, y], dim=1)
-        logits = [self.net(xy)]  # (N, 6, 256, 256) -> (N, 1, 30, 30), PixelGAN (N, 1, 256, 256)
-        if not all_scales:
-            return logits[0]
-        for net in self.coarser:
-            # pix2pixHD's downsampling: 3x3 average with stride 2, padding not counted
-            xy = F.avg_pool2d(xy, 3, stride=2, padding=1, count_include_pad=False)  # (N, 6, 128, 128), (.., 64, 64)
-            logits.append(net(xy))  # (N, 1, 14, 14), (N, 1, 6, 6)
-        return logits
+    def forward(self, x, y):
+        return self.net(torch.cat([x, y], dim=1))  # (N, 6, 256, 256) -> (N, 1, 30, 30), PixelGAN (N, 1, 256, 256)
 
 
 def init_weights(module):
@@ -322,10 +300,7 @@ def fold_batchnorm(G):
     G = copy.deepcopy(G).eval()
     for block in G.modules():
         if isinstance(block, (EncodeBlock, DecodeBlock)) and isinstance(block[1], nn.BatchNorm2d):
-            if isinstance(block[0], ResizeConv):  # fold into the convolution after the resize
-                block[0][1] = fuse_conv_bn_eval(block[0][1], block[1])
-            else:
-                block[0] = fuse_conv_bn_eval(block[0], block[1], transpose=isinstance(block[0], nn.ConvTranspose2d))
+            block[0] = fuse_conv_bn_eval(block[0], block[1], transpose=isinstance(block[0], nn.ConvTranspose2d))
             block[1] = nn.Identity()
     return G.requires_grad_(False)
 

@@ -285,25 +285,6 @@ def test_fold_batchnorm_keeps_the_eval_function(cls):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
 
 
-def test_resize_convolution_variant_keeps_shapes_and_folds():
-    # Odena et al. 2016: nearest-neighbour resize + 3x3 convolution in place of every transposed one
-    torch.manual_seed(0)
-    for cls in (UNetGenerator, EncoderDecoderGenerator):
-        G = cls(ngf=8, upsample="resize")
-        assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
-        x = torch.rand(2, 3, 256, 256) * 2 - 1
-        assert G(x).shape == x.shape
-        with torch.no_grad():
-            for m in G.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.normal_(0, 0.5), m.running_var.uniform_(0.2, 3)
-        G.eval()
-        with torch.inference_mode():
-            torch.testing.assert_close(fold_batchnorm(G)(x), G(x), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="unknown upsample"):
-        UNetGenerator(ngf=8, upsample="pixelshuffle")
-
-
 def _write_renderings(root, n=3):
     """Two rendering folders of the same n pairs: the color halves equal, the sketches not."""
     rng = np.random.default_rng(0)
@@ -361,24 +342,6 @@ def test_batched_paper_jitter_keeps_pairs_aligned(tmp_path):
     assert len({tuple(t.flatten()[:2000].tolist()) for t in x}) > 1  # each image its own crop / flip
 
 
-@pytest.mark.parametrize("cls", [EncoderDecoderGenerator, UNetGenerator])
-def test_dropout_zero_variant_has_no_noise_and_loads_as_saved(cls, tmp_path):
-    """dropout=0 drops the CDk layers' dropout (the bundled encoder-decoder's variant): the same
-    weights as the paper's G, so a paper G's state loads into it, and its config says it."""
-    torch.manual_seed(0)
-    paper, variant = cls(ngf=4), cls(ngf=4, dropout=0)
-    assert sum(isinstance(m, torch.nn.Dropout) for m in paper.modules()) == 3
-    assert not any(isinstance(m, torch.nn.Dropout) for m in variant.modules())
-    variant.load_state_dict(paper.state_dict())
-    x = torch.rand(2, 3, 256, 256) * 2 - 1
-    at_test_time(variant, stochastic=True)  # the paper's test-time noise: none left to draw
-    assert torch.equal(variant(x), variant(x))
-    at_test_time(paper, stochastic=True)
-    assert not torch.equal(paper(x), paper(x))
-    variant.save_pretrained(tmp_path / "g")
-    assert not any(isinstance(m, torch.nn.Dropout) for m in load_generator(tmp_path / "g").modules())
-
-
 def test_bundled_generators_meet_their_targets_on_the_real_pairs(shared_data):
     """The shipped weights, scored as the README and model cards score them (condgen.evaluate
     pix2pix on the 24 real Sketch2Pokemon pairs no model trained on): the issue's targets, and the
@@ -431,34 +394,25 @@ def test_encoder_decoder_bottleneck_variant_keeps_an_8x8_code_and_no_skips(tmp_p
         EncoderDecoderGenerator(ngf=8, bottleneck=3)
 
 
-def test_multiscale_discriminator_sees_the_whole_image_at_its_coarsest_scale(tmp_path):
-    """Discriminator(scales=3), pix2pixHD's multi-scale D: the paper's PatchGAN, then the same
-    PatchGAN on the pair at 128 and 64 px. A logit of the finest map sees 70x70 pixels, one of the
-    128-px map 141x141, and a central one of the 64-px map all of the 256x256 pair but one row and
-    one column."""
-    torch.manual_seed(0)
-    D = Discriminator(ndf=4, scales=3).double().eval()
-    x = torch.randn(1, 3, 256, 256, dtype=torch.float64, requires_grad=True)
-    y = torch.randn(1, 3, 256, 256, dtype=torch.float64)
-    maps = D(x, y, all_scales=True)
-    assert [tuple(m.shape) for m in maps] == [(1, 1, 30, 30), (1, 1, 14, 14), (1, 1, 6, 6)]
-    assert torch.equal(D(x, y), maps[0])  # without all_scales: the paper's map, as the app shows it
-    seen = []
-    for m, i in zip(maps, (15, 7, 3)):
-        x.grad = None
-        m[0, 0, i, i].backward(retain_graph=True)
-        seen.append((x.grad[0].abs().sum(0) > 0).sum().item())
-    assert seen == [70 * 70, 141 * 141, 255 * 255], seen
-    # the finest scale is a one-scale D: its weights move over (--init-from), and the scales round-trip
-    one = Discriminator(ndf=4).double().eval()
-    one.net.load_state_dict(D.net.state_dict())
-    assert torch.equal(one(x, y), maps[0])
-    D.save_pretrained(tmp_path / "d3")
-    loaded = Discriminator.from_pretrained(tmp_path / "d3").double().eval()
-    assert loaded.scales == 3 and all(torch.equal(a, b) for a, b in zip(loaded(x, y, all_scales=True), maps))
-    for bad in (dict(scales=4), dict(scales=0), dict(scales=3, patch=1)):
-        with pytest.raises(ValueError, match="scales must be one of"):
-            Discriminator(**bad)
+def test_checkpoints_saved_before_the_variants_were_removed_still_load(tmp_path):
+    """config.json of a model saved when --upsample, --dropout and --d-scales existed: the kept value
+    loads, a removed variant's is refused with a sentence naming it."""
+    import json
+
+    from condgen.hub import CheckpointError
+
+    G, D = UNetGenerator(ngf=8).eval(), Discriminator(ndf=4).eval()
+    G.save_pretrained(tmp_path / "g"), D.save_pretrained(tmp_path / "d")
+    for folder, old in ((tmp_path / "g", {"upsample": "transpose", "dropout": 0.5}), (tmp_path / "d", {"scales": 1})):
+        config = folder / "config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), **old}))
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    assert torch.equal(UNetGenerator.from_pretrained(tmp_path / "g")(x), G(x))
+    assert torch.equal(Discriminator.from_pretrained(tmp_path / "d")(x, x), D(x, x))
+    config = tmp_path / "g" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "upsample": "resize"}))
+    with pytest.raises(CheckpointError, match="saved with upsample resize, not transpose: a variant removed"):
+        UNetGenerator.from_pretrained(tmp_path / "g")
 
 
 def test_colorize_flat_gives_the_enclosed_region_one_chroma():
