@@ -22,6 +22,7 @@ at both training and test time"); outputs then vary from run to run, though only
 """
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .data import on_white, square_on_white, to_tanh_range
 from .paper import normalize_sketch
 
 SIZE = 256
+MAX_PIXELS = 50_000_000  # a file over this is refused before decoding, as the app does (serving.MAX_PIXELS)
 HEAT = np.array([[215, 48, 39], [255, 255, 191], [26, 152, 80]], np.float32)  # fake red, unsure, real green
 
 
@@ -78,17 +80,28 @@ def _to_square(rgb):
 
 
 def _open(path):
-    """The image at path, loaded; a clear ValueError naming it if it cannot be read."""
+    """The image at path, loaded; a clear ValueError naming it if it cannot be read or is over
+    MAX_PIXELS (checked from its header, before decoding)."""
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ValueError(_too_large(path, im.width * im.height, f"{im.width}x{im.height}, "))
             im.load()
             return im.copy()
     except FileNotFoundError as e:
         raise ValueError(f"{path}: no such file") from e
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # over PIL's own limit (179 MP): refused as it opens
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        raise ValueError(_too_large(path, int(pixels[1]) if pixels else 2 * Image.MAX_IMAGE_PIXELS, "")) from e
+    except (UnidentifiedImageError, OSError) as e:
         why = ("not an image PIL can read" if isinstance(e, UnidentifiedImageError)
                else str(e).replace(f"'{path}'", "").strip(": "))
         raise ValueError(f"{path}: not a readable image ({why})") from e
+
+
+def _too_large(path, pixels, size):
+    return (f"{path}: image too large ({size}{pixels / 1e6:.0f} megapixels; at most {MAX_PIXELS // 10**6}): "
+            "scale it down first (the generator works at 256x256)")
 
 
 def to_hints(hints, size):
