@@ -33,7 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from . import hints as H
 from .color import LUMA, luminance, sketch_regions, to_zero_one
 from .data import on_white, square_on_white, to_tanh_range
-from .paper import normalize_sketch
+from .paper import normalize_sketch, sketch_note
 
 SIZE = 256
 MAX_PIXELS = 50_000_000  # a file over this is refused before decoding, as the app does (serving.MAX_PIXELS)
@@ -102,6 +102,15 @@ def _open(path):
 def _too_large(path, pixels, size):
     return (f"{path}: image too large ({size}{pixels / 1e6:.0f} megapixels; at most {MAX_PIXELS // 10**6}): "
             "scale it down first (the generator works at 256x256)")
+
+
+def _at_most(im, side):
+    """im, or a copy scaled down to at most side px a side (serving.within_size_limits' MAX_SIDE)."""
+    if max(im.size) <= side:
+        return im
+    im = im.copy()
+    im.thumbnail((side, side), Image.LANCZOS)
+    return im
 
 
 def to_hints(hints, size):
@@ -273,6 +282,8 @@ def main(argv=None):
     for f in args.images:
         try:
             rgb = to_rgb(f)  # read once: colorized here, and shown beside its output in --grid
+            if note := sketch_note(_at_most(rgb, 1024)):  # the app's warning, judged at the app's size
+                print(f"warning: {f}: {note}", file=sys.stderr)  # still colorized, but expect a poor result
             y = colorize(G, rgb, hints=args.hints, flat=args.flat)
             y.save(out / f"{Path(f).stem}.png")
             print(f"{f} -> {out / (Path(f).stem + '.png')}")

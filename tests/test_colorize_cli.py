@@ -3,8 +3,10 @@
 import struct
 import zlib
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from condgen import colorize
 from condgen.pix2pix import UNetGenerator
@@ -41,3 +43,21 @@ def test_an_image_over_the_apps_size_limit_is_refused_with_its_size(weights, tmp
     assert f"error: {large}: image too large (8000x8000, 64 megapixels; at most 50): scale it down first" in err
     assert "bomb" not in err
 
+
+def test_a_photo_is_colorized_with_the_apps_warning(weights, tmp_path, capsys):
+    from condgen.paper import sketch_note
+
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.png"  # smooth color everywhere: what a photo or color art is to sketch_note
+    Image.fromarray(rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)).resize((300, 200), Image.BICUBIC).save(photo)
+    sketch = tmp_path / "sketch.png"
+    im = Image.new("RGB", (300, 200), "white")
+    ImageDraw.Draw(im).ellipse((60, 40, 240, 160), outline="black", width=3)
+    im.save(sketch)
+    colorize.main([str(photo), str(sketch), "--weights", str(weights), "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    note = sketch_note(Image.open(photo).convert("RGB"))
+    assert note.startswith("This does not look like a line sketch")  # the sentence the app shows
+    assert err.splitlines() == [f"warning: {photo}: {note}"]  # the sketch gets none
+    assert (tmp_path / "out" / "photo.png").is_file() and (tmp_path / "out" / "sketch.png").is_file()
+    assert f"{photo} -> " in out
