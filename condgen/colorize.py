@@ -250,7 +250,7 @@ def main(argv=None):
     p.add_argument("images", nargs="+", help="sketches to colorize (any size; PNG, JPG, ...)")
     p.add_argument("--weights", required=True,
                    help="generator folder (config.json + model.safetensors), a run folder holding "
-                        "generator/, or a Hub id")
+                        "generator/, or a Hub id (REPO or REPO@REVISION)")
     p.add_argument("--out", required=True, help="folder for the colorized images (<name>.png)")
     p.add_argument("--stochastic", action="store_true", help="keep dropout on at test time, as the paper did")
     p.add_argument("--seed", type=int, default=0, help="seed for --stochastic")

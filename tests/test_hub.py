@@ -60,16 +60,16 @@ def test_wrong_class_and_missing_or_corrupt_files(tmp_path):
         GeneratorGAN.from_pretrained(tmp_path / "gan")
 
 
-def _fake_cache(cache, repo_id, model, sha="a" * 40, pickle_only=False):
-    """Lay out a Hub cache entry the way huggingface_hub does: refs/main -> snapshots/<sha>/."""
+def _fake_cache(cache, repo_id, model, sha="a" * 40, pickle_only=False, ref="main"):
+    """Lay out a Hub cache entry the way huggingface_hub does: refs/<ref> -> snapshots/<sha>/."""
     repo = cache / f"models--{repo_id.replace('/', '--')}"
     snap = repo / "snapshots" / sha
     model.save_pretrained(snap)
     if pickle_only:
         torch.save(model.state_dict(), snap / "pytorch_model.bin")
         (snap / "model.safetensors").unlink()
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(sha)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / ref).write_text(sha)
     return snap
 
 
@@ -237,7 +237,7 @@ def test_resumed_fused_adam_on_channels_last_weights_steps_as_uninterrupted(tmp_
                                   "weights/cgann", "data/x", "a/b/c", "tests/no-such-model"])
 def test_a_local_path_that_does_not_exist_is_no_such_folder_at_once(name, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # online: the Hub must still not be asked
-    monkeypatch.setattr(hub, "hf_hub_download", lambda *a, **k: pytest.fail(f"asked the Hub for {a}"))
+    monkeypatch.setattr(hub, "hub_snapshot", lambda *a, **k: pytest.fail(f"asked the Hub for {a}"))
     assert hub.looks_like_path(name)
     with pytest.raises(CheckpointError, match=f"^no such folder: {name}$"):
         GeneratorGAN.from_pretrained(name)
@@ -313,3 +313,83 @@ def test_push_is_checked_before_training_and_a_failed_push_keeps_the_run(tmp_pat
     monkeypatch.setattr(hub, "push", offline)
     hub.push_run([(tmp_path / "generator", "me/gan")], "msg")
     assert f"push it later with: python -m condgen.hub push {tmp_path / 'generator'} me/gan" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, says", [
+    ('{"nz": 100,', r"is not valid JSON \(line 2, column 1: Expecting property name enclosed in double quotes\)"),
+    ("[1, 2]", "holds an array, not a JSON object of constructor arguments"),
+])
+def test_a_malformed_config_json_is_named(text, says, tmp_path, capsys):
+    from condgen import evaluate
+    from condgen.pix2pix import load_generator
+
+    GeneratorGAN().save_pretrained(tmp_path / "gan")
+    config = tmp_path / "gan" / "config.json"
+    config.write_text(text + "\n")
+    with pytest.raises(CheckpointError, match=f"^{config} {says}"):
+        GeneratorGAN.from_pretrained(tmp_path / "gan")
+    with pytest.raises(CheckpointError, match=f"^{config} {says}"):  # once, not wrapped as "not a ..." per class
+        load_generator(tmp_path / "gan")
+    with pytest.raises(SystemExit, match=f"^error: {config} {says}"):
+        evaluate.main(["mnist", "--weights", str(tmp_path / "gan")])
+
+
+def test_split_revision():
+    assert hub.split_revision("me/cgan@v1") == ("me/cgan", "v1")
+    assert hub.split_revision("me/cgan") == ("me/cgan", None)
+    assert hub.split_revision("me/cgan@") == ("me/cgan", None)
+
+
+def test_a_hub_id_at_a_revision_loads_in_every_cli(tmp_path, monkeypatch, capsys):
+    """REPO@REVISION, as the app's --*-repo flags take it (condgen.weights), in colorize, evaluate
+    and sample (condgen.hub.load_first) and from_pretrained; offline from the cache here."""
+    from PIL import Image, ImageDraw
+
+    from condgen import colorize, evaluate, sample
+    from condgen.pix2pix import UNetGenerator
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    _fake_cache(tmp_path / "cache", "someone/cgan", GeneratorCGAN(batchnorm=True), sha="b" * 40, ref="v1")
+    _fake_cache(tmp_path / "cache", "someone/unet", UNetGenerator(ngf=8), sha="c" * 40, ref="v1")
+    G = GeneratorCGAN.from_pretrained("someone/cgan@v1")
+    assert isinstance(G.joint[1], torch.nn.BatchNorm1d)
+    monkeypatch.setattr("condgen.evaluate_mnist.evaluate", lambda G, *args: {})
+    evaluate.main(["mnist", "--weights", "someone/cgan@v1", "--json"])
+    sample.main(["--weights", "someone/cgan@v1", "--n", "2", "--out", str(tmp_path / "s.png")])
+    sketch = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(sketch).ellipse((10, 10, 50, 50), outline="black", width=2)
+    sketch.save(tmp_path / "sketch.png")
+    colorize.main([str(tmp_path / "sketch.png"), "--weights", "someone/unet@v1", "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "sketch.png").is_file() and (tmp_path / "s.png").is_file()
+    with pytest.raises(SystemExit, match="^error: someone/unet@v2: not in the local Hugging Face cache"):
+        colorize.main([str(tmp_path / "sketch.png"), "--weights", "someone/unet@v2", "--out", str(tmp_path / "out")])
+
+
+def _free_port():
+    """A loopback port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_hub_id_not_in_the_cache_offline_or_without_network_is_named_with_why(offline, tmp_path, monkeypatch):
+    """Not huggingface_hub's ~25 s of retries and its message naming neither the repo nor the reason.
+    How long it takes: python -m bench.hub_offline (no timed assert here)."""
+    from condgen import colorize, evaluate
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    if offline:
+        why = "HF_HUB_OFFLINE is set, so the Hub was not asked; unset HF_HUB_OFFLINE to download it"
+    else:
+        port = _free_port()
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+        why = r"the Hub is unreachable: no network \(ConnectError reaching 127\.0\.0\.1 after \d+\.\ds\); connect"
+    head = "^error: nobody/no-such-model: not in the local Hugging Face cache, and "
+    with pytest.raises(SystemExit, match=head + why):
+        colorize.main(["sketch.png", "--weights", "nobody/no-such-model", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match=head + why):
+        evaluate.main(["mnist", "--weights", "nobody/no-such-model"])
