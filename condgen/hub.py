@@ -253,25 +253,33 @@ def _current_commit(repo_id, revision, timeout):
     return r.json()["sha"]
 
 
-def push_error(repo_id, timeout=5.0):
+def push_error(repo_id, timeout=5.0, later="OUT/generator"):
     """Why pushing to repo_id would fail now (offline, no token, Hub unreachable), or None.
-    The training scripts ask before training, not after hours of it."""
+    The training scripts ask before training, not after hours of it. later: the folder to push
+    once it can be, named in the command the message gives (None: no command, for condgen.push)."""
     import socket
-    from urllib.parse import urlparse
 
-    from huggingface_hub import constants, get_token
+    from huggingface_hub import get_token
 
+    how = "" if later is None else (
+        f"; or train without --push-to-hub and push later with: {push_command(later, repo_id)}"
+        + (" (OUT: the run's --out folder)" if str(later).startswith("OUT/") else ""))
     if _hub_offline():
-        return ("HF_HUB_OFFLINE is set, so nothing can be pushed; unset it, or train without --push-to-hub "
-                "and push later")
+        return f"HF_HUB_OFFLINE is set, so nothing can be pushed: unset it{how}"
     if not get_token():
         return "not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN"
     url = urlparse(constants.ENDPOINT)
     try:
         socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
     except OSError as e:
-        return f"cannot reach {url.hostname} ({type(e).__name__}: {e}); train without --push-to-hub and push later"
+        return f"cannot reach {url.hostname} ({type(e).__name__}: {e}){how}"
     return None
+
+
+def push_command(folder, repo_id):
+    """The command that pushes folder to repo_id: condgen.push, a module of its own, as
+    `python -m condgen.hub` would find this module imported already (condgen/__init__) and warn."""
+    return f"python -m condgen.push {folder} {repo_id}"
 
 
 def push_run(folders, message):
@@ -282,7 +290,7 @@ def push_run(folders, message):
             print(f"pushed {folder} to {repo_id}")
         except Exception as e:
             print(f"error: pushing {folder} to {repo_id} failed ({type(e).__name__}: {str(e)[:300]}); the run is "
-                  f"saved, push it later with: python -m condgen.hub push {folder} {repo_id}")
+                  f"saved, push it later with: {push_command(folder, repo_id)}")
 
 
 def push(folder, repo_id, message, private=False, token=None):
@@ -294,24 +302,9 @@ def push(folder, repo_id, message, private=False, token=None):
     )
 
 
-def main(argv=None):
-    import argparse
+if __name__ == "__main__":  # the old spelling, `python -m condgen.hub push FOLDER REPO_ID`: runpy warns
+    import sys
 
-    p = argparse.ArgumentParser(
-        description="Push a saved model folder to the Hub (what --push-to-hub does after training).")
-    sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("push", help="upload FOLDER (config.json, model.safetensors, README.md, *.png) to REPO_ID")
-    up.add_argument("folder", help="a model folder, e.g. runs/cgan/generator")
-    up.add_argument("repo_id", help="user/name on the Hub")
-    up.add_argument("--message", default="condgen: upload", help="commit message")
-    args = p.parse_args(argv)
-    if not (Path(args.folder) / "config.json").is_file():
-        p.error(f"no such model folder (config.json + model.safetensors): {args.folder}")
-    if why := push_error(args.repo_id):
-        p.error(why)
-    push(args.folder, args.repo_id, args.message)
-    print(f"pushed {args.folder} to {args.repo_id}")
+    from condgen.push import main
 
-
-if __name__ == "__main__":
-    main()
+    main(sys.argv[2:] if sys.argv[1:2] == ["push"] else sys.argv[1:])

@@ -312,7 +312,37 @@ def test_push_is_checked_before_training_and_a_failed_push_keeps_the_run(tmp_pat
 
     monkeypatch.setattr(hub, "push", offline)
     hub.push_run([(tmp_path / "generator", "me/gan")], "msg")
-    assert f"push it later with: python -m condgen.hub push {tmp_path / 'generator'} me/gan" in capsys.readouterr().out
+    assert f"push it later with: python -m condgen.push {tmp_path / 'generator'} me/gan" in capsys.readouterr().out
+
+
+def test_push_error_names_the_command_that_pushes_later(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.push_error("me/gan") == (
+        "HF_HUB_OFFLINE is set, so nothing can be pushed: unset it; or train without --push-to-hub and push later "
+        "with: python -m condgen.push OUT/generator me/gan (OUT: the run's --out folder)")
+    assert hub.push_error("me/gan", later="runs/gan/generator").endswith(
+        "push later with: python -m condgen.push runs/gan/generator me/gan")
+    assert hub.push_error("me/gan", later=None) == "HF_HUB_OFFLINE is set, so nothing can be pushed: unset it"
+
+
+def test_the_push_command_runs_without_a_runpy_warning(tmp_path):
+    """condgen/__init__ imports condgen.hub, so `python -m condgen.hub` ran a second copy of it and
+    runpy warned; condgen.push is a module of its own. The old spelling still works."""
+    import os
+    import subprocess
+    import sys
+
+    GeneratorGAN().save_pretrained(tmp_path / "generator")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    new = subprocess.run([sys.executable, "-m", "condgen.push", str(tmp_path / "generator"), "me/gan"],
+                         capture_output=True, text=True, env=env)
+    assert new.returncode == 2, new.stderr
+    said = "python -m condgen.push: error: HF_HUB_OFFLINE is set, so nothing can be pushed: unset it"
+    assert new.stderr.splitlines()[-1] == said
+    assert "Warning" not in new.stderr
+    old = subprocess.run([sys.executable, "-m", "condgen.hub", "push", str(tmp_path / "generator"), "me/gan"],
+                         capture_output=True, text=True, env=env)
+    assert old.returncode == 2 and old.stderr.splitlines()[-1] == said
 
 
 @pytest.mark.parametrize("text, says", [
