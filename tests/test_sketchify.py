@@ -129,3 +129,27 @@ def test_renderings_differ_and_all_writes_one_folder_each(tmp_path):
     assert sorted(p.name for p in (tmp_path / "pairs").iterdir()) == sorted(RENDERINGS)
     x, y = load_pairs(tmp_path / "pairs" / "bold")
     assert x.shape == (1, 3, 256, 256)
+
+
+def test_all_methods_print_progress_lines_and_a_summary(tmp_path, capsys):
+    """--method all runs for minutes on the real art: a plain line every 5% of the images (readable
+    in a log file, no carriage-return bar), then the counts and the time."""
+    import re
+
+    src = tmp_path / "color"
+    src.mkdir()
+    for i in range(4):
+        _artwork().rotate(90 * i).save(src / f"{i}.png")
+    assert main([str(src), str(tmp_path / "pairs"), "--method", "all"]) == 4
+    lines = capsys.readouterr().out.splitlines()
+    assert "\r" not in "".join(lines)
+    assert [int(re.match(r"sketchify: (\d+)/20 images \(\d+%\) in \d+:\d\d, about \d+:\d\d left$", line)[1])
+            for line in lines[:-1]] == list(range(1, 20))  # 20 images: one line each, the last one excepted
+    assert re.fullmatch(r"wrote 4 pairs to each of .*/canny, .*/wobbly: 20 images in \d+:\d\d", lines[-1])
+    # 722 images x 5 renderings, as on the real art: a line every 181 images, 19 in all
+    from condgen.sketchify import _progress
+
+    for done in range(1, 3611):
+        _progress(None, done, 3610, start=0)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == [f"{181 * k}/3610" for k in range(1, 20)]
