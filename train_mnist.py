@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from condgen import distributed, run
+from condgen import distributed, run, tracking
 from condgen.checkpoint import atomic_write
 from condgen.data import mnist_tensors, shuffled_batches
 from condgen.ema import recalibrate_batchnorm, update_ema
@@ -31,8 +31,8 @@ from condgen.precision import CHOICES, autocast
 from condgen.sample import noise_batches, training_grid
 
 # --resume continues a run only if these flags are unchanged (another --epochs is fine)
-RESUME_KEYS = ["model", "subset", "g_batchnorm", "d_minibatch_std", "d_minibatch_std_groups", "d_dropout",
-               "batch_size", "lr", "beta1", "real_label", "ema", "seed", "init_from"]
+RESUME_KEYS = ["model", "subset", "g_batchnorm", "g_widths", "d_minibatch_std", "d_dropout", "batch_size", "lr",
+               "beta1", "real_label", "ema", "seed", "init_from"]
 
 
 def parse_args(argv=None):
@@ -52,10 +52,6 @@ def parse_args(argv=None):
                         "before its last layer, against mode collapse (0: the tutorial's D, the cGAN paper's Maxout D)")
     p.add_argument("--d-dropout", type=float, default=0.5,
                    help="cgan: dropout rate of the Maxout D's hidden layers (the cGAN paper's 0.5)")
-    p.add_argument("--d-minibatch-std-groups", choices=["batch", "label"], default="batch",
-                   help="cgan: which samples form a minibatch-std group: consecutive ones of the shuffled batch "
-                        "(mixed digits), or of the batch sorted by label (one digit each: the variety of one "
-                        "digit's strokes, which the label does not spread)")
     p.add_argument("--g-widths", default=None,
                    help="G's hidden widths, comma-separated (default: the tutorial's, gan 128,256,512 and cgan "
                         "256,256,512 for the z path, c path and joint layer; the cGAN paper's is 200,1000,1200)")
@@ -84,6 +80,9 @@ def parse_args(argv=None):
                         "moments, e.g. to add an lr decay to a finished run; the architecture flags must match")
     p.add_argument("--eval-per-class", type=int, default=1000,
                    help="samples per digit for the model card's evaluation (0: skip)")
+    p.add_argument("--report-to", choices=tracking.CHOICES, default="none",
+                   help="a live dashboard of the losses and sample grids, written under --out (trackio: local, "
+                        "offline; open it with the command printed at start)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the generator folder when done")
     args = run.parse(p, argv)
     args.command = run.command("train_mnist.py", p, args)  # for the model card
@@ -105,11 +104,11 @@ def parse_args(argv=None):
     if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
         p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     args.out = Path(args.out.replace("<model>", args.model))
-    try:
-        args.g_widths = tuple(int(w) for w in args.g_widths.split(",")) if args.g_widths else None
+    try:  # kept as typed (args.json, the --resume guard); parsed where the models are built
+        widths = tuple(int(w) for w in args.g_widths.split(",")) if args.g_widths else None
     except ValueError:
         p.error(f"--g-widths must be comma-separated integers, got {args.g_widths!r}")
-    if args.g_widths and (min(args.g_widths) < 1 or (args.model == "cgan" and len(args.g_widths) != 3)):
+    if widths and (min(widths) < 1 or (args.model == "cgan" and len(widths) != 3)):
         p.error(f"--g-widths: {'three' if args.model == 'cgan' else 'positive'} widths expected, got {args.g_widths}")
     return args
 
@@ -155,33 +154,29 @@ def train_step(G, D, opt_G, opt_D, x, c, real_label=0.9, amp=None):
 
 def main(args):
     rank, world_size, device, amp = run.start(args)
-    master_process = rank == 0  # logs, samples, checkpoints, pushes
-    config = run.show_config(args, master_process)
+    master = rank == 0  # logs, samples, checkpoints, pushes
+    config = run.show_config(args, master)
     conditional = args.model == "cgan"
     x_all, c_all = load_data(args, device, world_size)
     n = len(x_all)
-    G, D = build_models(args)
-    G, D = G.to(device), D.to(device)
+    G, D, G_ema, optimizers = build(args, device)
     # Under torchrun the training forwards go through DDP wrappers, which average the gradients;
     # G and D stay the bare modules that are saved, sampled and averaged. G keeps plain BatchNorm:
     # each rank normalizes over its own batch-size images, as one process would (SyncBatchNorm
     # would need CUDA and an allreduce per layer).
     G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
-    # G_ema: a running average of G's weights (condgen.ema), the published generator. Copied after
-    # the wrap, which gave every rank rank 0's weights.
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
-    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
-    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+    G_ema.load_state_dict(G.state_dict())  # after the wrap, which gave every rank rank 0's weights
     shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
     z_fixed = torch.randn(100, G.nz, generator=torch.Generator().manual_seed(1234)).to(device)
-    optimizers = {"opt_G": opt_G, "opt_D": opt_D}
     if args.init_from and not args.resume:
-        run.init_from(args.init_from, G, D, G_ema, master_process)
-    start_epoch, history = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
-
-    out, steps_per_epoch = args.out, n // (args.batch_size * world_size)
-    by_label = conditional and args.d_minibatch_std and args.d_minibatch_std_groups == "label"
+        run.init_from(args.init_from, G, D, G_ema, master)
+    start_epoch, history, _ = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
+    steps_per_epoch = n // (args.batch_size * world_size)
+    meter, stop = run.Meter(steps_per_epoch, args.epochs, master), run.Stop()
+    tracker = tracking.start(args.report_to if master else "none", args.out, config, args.resume)
+    meter.plan(f"{n} images, batch {args.batch_size}{f' x {world_size}' if world_size > 1 else ''}, epochs "
+               f"{start_epoch + 1}-{args.epochs}, {args.model}, {args.precision} on {device.type}",
+               tracking.open_command(args.out) if args.report_to != "none" else None)
     # what is published if no epoch is left to run (--resume of a finished run): G_ema was saved
     # with the statistics recalibrate_batchnorm gave it
     G_pub = G_ema if args.ema else G
@@ -189,41 +184,61 @@ def main(args):
         t0, lr = time.time(), run.constant_then_linear_decay(args.lr, epoch, args.epochs, args.lr_decay_epochs)
         run.set_lr(optimizers.values(), lr)
         sums = torch.zeros(4, device=device)  # loss_D, loss_G, D(x), D(G(z)); summed on device, no per-step sync
-        batches = shuffled_batches(n, args.batch_size * world_size, shuffle)  # global batches
-        bar = run.progress(batches, steps_per_epoch, epoch, args.epochs, master_process)
-        for i, idx in enumerate(bar):
+        for i, idx in meter.steps(shuffled_batches(n, args.batch_size * world_size, shuffle), epoch):
             idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size images
-            if by_label:  # fakes take the real labels, so both halves of D's batch sort alike
-                idx = idx[c_all[idx].argsort(stable=True)]
-            stats = train_step(G_train, D_train, opt_G, opt_D, x_all[idx], c_all[idx] if conditional else None,
-                               args.real_label, amp)
+            stats = train_step(G_train, D_train, *optimizers.values(), x_all[idx],
+                               c_all[idx] if conditional else None, args.real_label, amp)
             if args.ema:
                 update_ema(G_ema, G, args.ema)
             sums += stats
-            if i % 50 == 0:  # the only host syncs of the loop
-                bar.set_postfix(loss_D=f"{stats[0]:.3f}", loss_G=f"{stats[1]:.3f}")
+            meter.step(i, lambda stats=stats: {"loss_D": stats[0].item(), "loss_G": stats[1].item()})
+            if i % 50 == 0:  # the only host sync of the loop
+                tracker.log(epoch * steps_per_epoch + i + 1, {"loss_D": stats[0].item(), "loss_G": stats[1].item()})
+            # an MNIST epoch takes seconds: a stop exits at once, the last epoch's save kept
+            if (world_size == 1 or i % 50 == 0) and distributed.any_rank(stop.asked, device):
+                sys.exit(f"stopped in epoch {epoch + 1}; {args.out} keeps epoch {epoch}: continue with "
+                         f"{run.resume_command(args)}")
         means = (distributed.mean_over_ranks(sums) / steps_per_epoch).tolist()
         history.append(dict(epoch=epoch + 1, lr=lr, loss_D=means[0], loss_G=means[1], D_x=means[2], D_G_z=means[3],
                             seconds=time.time() - t0))
         rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
-        if not master_process:  # the rest of the epoch is rank 0's: log, samples, checkpoint
-            continue
-        run.log_epoch(out, history)
-        # Per epoch: a sample grid, then the publishable generator and the resume state.
-        G_pub = recalibrate_batchnorm(G_ema, noise_batches(G_ema, conditional, device)) if args.ema else G
-        grid = training_grid(G_pub, z_fixed, conditional)
-        atomic_write(out / "samples" / f"epoch_{epoch + 1:03d}.png",
-                     lambda tmp, grid=grid: torchvision.utils.save_image(grid, tmp, format="png"))
-        meta = dict(model=args.model, epoch=epoch + 1, history=history, args=config)
-        run.save(out, {"generator": G_pub, "discriminator": D}, {"G": G, "D": D, "G_ema": G_ema}, optimizers, rng, meta)
-
+        if master:  # the rest of the epoch is rank 0's: log, samples, checkpoint
+            G_pub = end_epoch(args, epoch, history, G, D, G_ema, z_fixed, optimizers, rng, config, tracker,
+                              (epoch + 1) * steps_per_epoch)
+    stop.restore(), tracker.finish()
     distributed.finish(G, D)
-    if not master_process:
-        return G, history
-    torchvision.utils.save_image(training_grid(G_pub, z_fixed, conditional), out / "generator" / "samples.png")
-    write_card(out / "generator", args, history, device, world_size)
-    run.push(args, [(out / "generator", args.push_to_hub)], f"condgen {args.model}: {len(history)} epochs")
+    if master:
+        torchvision.utils.save_image(training_grid(G_pub, z_fixed, conditional),
+                                     args.out / "generator" / "samples.png")
+        write_card(args.out / "generator", args, history, device, world_size)
+        run.push(args, [(args.out / "generator", args.push_to_hub)], f"condgen {args.model}: {len(history)} epochs")
     return G_pub, history
+
+
+def build(args, device):
+    """G and D on the device, G_ema (a running average of G's weights, condgen.ema: the published
+    generator) and the two Adam optimizers."""
+    G, D = (m.to(device) for m in build_models(args))
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
+    optimizers = {name: torch.optim.Adam(m.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+                  for name, m in (("opt_G", G), ("opt_D", D))}
+    return G, D, G_ema, optimizers
+
+
+def end_epoch(args, epoch, history, G, D, G_ema, z_fixed, optimizers, rng, config, tracker, step):
+    """Rank 0 after each epoch: the log, a sample grid, the dashboard, then the publishable
+    generator and the resume state. Returns the published generator."""
+    conditional = args.model == "cgan"
+    run.log_epoch(args.out, history)
+    G_pub = recalibrate_batchnorm(G_ema, noise_batches(G_ema, conditional, z_fixed.device)) if args.ema else G
+    grid, path = training_grid(G_pub, z_fixed, conditional), args.out / "samples" / f"epoch_{epoch + 1:03d}.png"
+    atomic_write(path, lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
+    tracker.log_epoch(step, history[-1], path)
+    meta = dict(model=args.model, epoch=epoch + 1, history=history, args=config)
+    run.save(args.out, {"generator": G_pub, "discriminator": D}, {"G": G, "D": D, "G_ema": G_ema}, optimizers, rng,
+             meta)
+    return G_pub
 
 
 def load_data(args, device, world_size):
@@ -242,7 +257,7 @@ def load_data(args, device, world_size):
 
 def build_models(args):
     """(G, D) for --model, on the CPU."""
-    widths = {"widths": args.g_widths} if args.g_widths else {}
+    widths = {"widths": tuple(int(w) for w in args.g_widths.split(","))} if args.g_widths else {}
     if args.model == "cgan":
         D = DiscriminatorCGAN(minibatch_std=args.d_minibatch_std, dropout=args.d_dropout)
         return GeneratorCGAN(batchnorm=args.g_batchnorm, **widths), D
@@ -284,4 +299,7 @@ G = {cls}.from_pretrained("<this folder or repo id>")
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except KeyboardInterrupt:  # before the loop (loading the data) or a second Ctrl-C: nothing new to save
+        sys.exit("interrupted; the last save (if any) is kept")

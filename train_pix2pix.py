@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from condgen import distributed, hints, run
+from condgen import distributed, hints, run, tracking
 from condgen.checkpoint import atomic_write
 from condgen.color import chroma, opponent, region_labels, sketch_regions
 from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_batches, to_tanh_range
@@ -133,6 +133,9 @@ def parse_args(argv=None):
                    help="write the models and the resume state every N epochs (and after the last)")
     p.add_argument("--weights-dtype", choices=["fp32", "fp16"], default="fp32",
                    help="dtype of the published generator/ and discriminator/ weights (training state stays fp32)")
+    p.add_argument("--report-to", choices=tracking.CHOICES, default="none",
+                   help="a live dashboard of the losses, validation scores and grids, written under --out (trackio: "
+                        "local, offline; open it with the command printed at start)")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
                    help="upload generator/ to REPO_ID and discriminator/ to REPO_ID-discriminator when done")
     args = run.parse(p, argv)
@@ -256,91 +259,140 @@ def val_grid(x, fake, y, rows):
 
 def main(args):
     rank, world_size, device, amp = run.start(args)
-    master_process = rank == 0  # validates, logs, writes files, pushes
+    master = rank == 0  # validates, logs, writes files, pushes
     if args.channels_last is None:
         args.channels_last = default_channels_last(args.batch_size, amp)
-    config = run.show_config(args, master_process)
+    config = run.show_config(args, master)
     # NHWC batches and weights: oneDNN's convolutions run faster on CPU in that layout, and with the
     # weights NHWC too they are not reordered at every call. Checkpoints store plain tensors.
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
-    data, x_val, y_val = load_data(args, device, world_size)
-    # the regions the val sketches' lines enclose, for the region-spread ratio: found once, not every epoch
-    regions_val = sketch_regions(x_val) if x_val is not None and master_process else None
-    # --hints: 3 simulated hints per val pair, the same every epoch, scored beside the automatic mode
-    hints_val = hints.sample(y_val, 3, torch.Generator().manual_seed(0)) if args.hints and regions_val else None
-
-    G, D = (m.to(device, memory_format=layout) for m in build_models(args))
+    data, val = load_data(args, device, world_size, master)
+    G, D, G_ema, optimizers = build(args, device, layout)
     # Under torchrun train_step gets DDP wrappers, which average the gradients; G and D stay the bare modules that
     # are validated and saved. BatchNorm stays per rank, as in one process (SyncBatchNorm: CUDA, an allreduce a layer).
     G_train, D_train = distributed.wrap(G, device), distributed.wrap(D, device)
-    # G_ema: a running average of G's weights (condgen.ema); the adversarial term keeps G's colors moving
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if args.ema else None
-    fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
-    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
-    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
     shuffle = torch.Generator().manual_seed(args.seed)  # the same on every rank: one permutation, sharded
-    optimizers = {"opt_G": opt_G, "opt_D": opt_D}
     if args.init_from and not args.resume:
-        init_from(args, G, D, G_ema, master_process)
-    start_epoch, history = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
-
-    out, steps_per_epoch = args.out, len(data) // (args.batch_size * world_size)
-    objective = Objective.of(args)
+        init_from(args, G, D, G_ema, master)
+    start_epoch, history, midway = run.resume(args, config, RESUME_KEYS, G, D, G_ema, optimizers, shuffle, device, rank)
+    steps_per_epoch = len(data) // (args.batch_size * world_size)
+    meter, stop, objective = run.Meter(steps_per_epoch, args.epochs, master), run.Stop(), Objective.of(args)
+    tracker = tracking.start(args.report_to if master else "none", args.out, config, args.resume)
+    meter.plan(f"{len(data)} pairs, batch {args.batch_size}{f' x {world_size}' if world_size > 1 else ''}, "
+               f"epochs {start_epoch + 1}-{args.epochs}, {args.generator} ngf {args.ngf}, {args.precision} on "
+               f"{device.type} ({torch.get_num_threads()} threads)",
+               tracking.open_command(args.out) if args.report_to != "none" else None)
     for epoch in range(start_epoch, args.epochs):
-        t0, lr = time.time(), run.constant_then_linear_decay(args.lr, epoch, args.epochs, args.lr_decay_epochs)
-        run.set_lr([opt_G, opt_D], lr)
+        lr = run.constant_then_linear_decay(args.lr, epoch, args.epochs, args.lr_decay_epochs)
+        run.set_lr(optimizers.values(), lr)
         G.train(), D.train()
-        sums = torch.zeros(len(LOSSES), device=device)  # summed on the device: no per-step sync
+        epoch_rng = shuffle.get_state()  # a stop inside the epoch saves it: the resumed run redraws this order
         batches = shuffled_batches(len(data), args.batch_size * world_size, shuffle)  # global batches
-        bar = run.progress(batches, steps_per_epoch, epoch, args.epochs, master_process)
-        for i, idx in enumerate(bar):
-            idx = distributed.shard(idx, rank, world_size)  # this rank's batch-size pairs
-            x, y = data.batch(idx, device, layout)  # (N, 3, 256, 256) each, jittered
-            labels = region_labels(x) if args.hints or args.lambda_region else None  # (N, 256, 256)
-            # hints drawn from the truth, on the device the pairs are on, from torch's CPU generator (resumable)
-            hint_map = near = None
-            if args.hints:
-                drawn = hints.sample(y)[0]
-                near = F.max_pool2d(drawn[:, 3:], 5, 1, 2) > 0 if args.lambda_hint else None
-                hint_map = hints.spread(drawn, labels).contiguous(memory_format=layout)
-            losses = train_step(G_train, D_train, opt_G, opt_D, x, y, objective, amp, hint_map, labels, near)
+        first, sums, t0 = epoch_start(midway, device)  # sums on the device: no per-step sync
+        midway = None
+        for i, idx in meter.steps(batches, epoch, first):
+            x, y, hint_map, labels, near = batch(args, data, distributed.shard(idx, rank, world_size), device, layout)
+            losses = train_step(G_train, D_train, *optimizers.values(), x, y, objective, amp, hint_map, labels, near)
             if G_ema is not None:
                 update_ema(G_ema, G, args.ema)
             sums += torch.stack([losses[k] for k in LOSSES])
+            meter.step(i, lambda losses=losses: shown(losses))
             if i % 10 == 0:
-                bar.set_postfix(loss_D=f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']).item():.3f}",
-                                loss_G_GAN=f"{losses['loss_G_GAN'].item():.3f}",
-                                loss_G_L1=f"{losses['loss_G_L1'].item():.3f}")
+                tracker.log(epoch * steps_per_epoch + i + 1, shown(losses))
+            if (world_size == 1 or i % 10 == 0) and distributed.any_rank(stop.asked, device):
+                shuffle.set_state(epoch_rng)
+                stop_inside_epoch(args, epoch, i + 1, sums, t0, history, config, G, D, G_ema, optimizers,
+                                  distributed.all_rng_states(shuffle, device), master, tracker)
         means = distributed.mean_over_ranks(sums) / steps_per_epoch
         history.append(dict(epoch=epoch + 1, lr=lr, **dict(zip(LOSSES, means.tolist())), seconds=time.time() - t0))
         rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
-        if not master_process:  # the rest of the epoch is rank 0's: validation, log, checkpoint
-            continue
-
-        save = (epoch + 1) % args.save_every == 0 or epoch + 1 == args.epochs
-        if G_ema is not None and (save or x_val is not None):
-            recalibrate(G_ema, data, epoch, args.batch_size, device, layout)
-        G_pub = G_ema if G_ema is not None else G
-        if x_val is not None:
-            history[-1]["val"] = validate(G_pub, x_val, y_val, regions_val, amp, out / "val", epoch + 1,
-                                             args.val_rows)
-            if hints_val is not None:
-                with autocast(device, amp):
-                    fake = predict(G_pub, x_val, hints=hints_val[0])
-                history[-1]["val_3_hints"] = hint_scores(fake, y_val, x_val, hints_val[1], regions_val)
-        run.log_epoch(out, history)
-        if save:  # every --save-every epochs: the publishable models, then the resume state
-            meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
-            state = {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}
-            run.save(out, {"generator": G_pub, "discriminator": D}, state, optimizers, rng, meta, args.weights_dtype)
-
+        if master:  # the rest of the epoch is rank 0's: validation, log, checkpoint
+            end_epoch(args, epoch, history, G, D, G_ema, data, val, amp, layout, optimizers, rng, config, tracker,
+                      (epoch + 1) * steps_per_epoch)
+    stop.restore(), tracker.finish()
     distributed.finish(G, D)
-    if not master_process:
-        return G, D, history
-    write_card(out, args, history, device, x_val, y_val, world_size)
-    repos = [(out / "generator", args.push_to_hub), (out / "discriminator", f"{args.push_to_hub}-discriminator")]
-    run.push(args, repos, f"condgen pix2pix {args.generator}: {len(history)} epochs")
+    if master:
+        write_card(args.out, args, history, device, val, world_size)
+        repos = [(args.out / "generator", args.push_to_hub),
+                 (args.out / "discriminator", f"{args.push_to_hub}-discriminator")]
+        run.push(args, repos, f"condgen pix2pix {args.generator}: {len(history)} epochs")
     return G, D, history
+
+
+def shown(losses):
+    """The losses shown on the progress line and the dashboard (reading them waits for the step)."""
+    return {"loss_D": 0.5 * (losses["loss_D_real"] + losses["loss_D_fake"]).item(),
+            "loss_G_GAN": losses["loss_G_GAN"].item(), "loss_G_L1": losses["loss_G_L1"].item()}
+
+
+def epoch_start(midway, device):
+    """(first step, loss sums, start time) of an epoch: a fresh one, or where a stopped run left it."""
+    if not midway:
+        return 0, torch.zeros(len(LOSSES), device=device), time.time()
+    # under torchrun the sums are rank 0's: the resumed epoch's logged means are close, not exact
+    return midway["step"], torch.tensor(midway["sums"], device=device), time.time() - midway["seconds"]
+
+
+def batch(args, data, idx, device, layout):
+    """A training batch of this rank's pairs idx: sketches x and colors y (N, 3, 256, 256), jittered;
+    the sketches' closed regions (for --hints and --lambda-region, else None); with --hints, hints
+    drawn from the truth and spread (G's hint input) and the pixels near them (--lambda-hint)."""
+    x, y = data.batch(idx, device, layout)
+    labels = region_labels(x) if args.hints or args.lambda_region else None  # (N, 256, 256)
+    hint_map = near = None
+    if args.hints:  # drawn on the pairs' device from torch's CPU generator: resumable
+        drawn = hints.sample(y)[0]
+        near = F.max_pool2d(drawn[:, 3:], 5, 1, 2) > 0 if args.lambda_hint else None
+        hint_map = hints.spread(drawn, labels).contiguous(memory_format=layout)
+    return x, y, hint_map, labels, near
+
+
+def stop_inside_epoch(args, epoch, step, sums, t0, history, config, G, D, G_ema, optimizers, rng, master, tracker):
+    """Ctrl-C or SIGTERM (run.Stop): save the state inside the epoch (the published folders stay at
+    the last whole epoch) and exit with the command that continues the run."""
+    if master:
+        midway = dict(step=step, sums=sums.tolist(), seconds=time.time() - t0)
+        meta = dict(generator=args.generator, epoch=epoch, history=history, args=config, midway=midway)
+        run.save(args.out, {}, {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}, optimizers,
+                 rng, meta)
+        tracker.finish()
+    sys.exit(f"stopped at step {step} of epoch {epoch + 1}, saved in {args.out}; continue with: "
+             f"{run.resume_command(args)}")
+
+
+def end_epoch(args, epoch, history, G, D, G_ema, data, val, amp, layout, optimizers, rng, config, tracker, step):
+    """Rank 0 after each epoch: validation (scores and grid), the log, the dashboard, and every
+    --save-every epochs the publishable models and the resume state."""
+    device = next(G.parameters()).device
+    save = (epoch + 1) % args.save_every == 0 or epoch + 1 == args.epochs
+    if G_ema is not None and (save or val is not None):
+        recalibrate(G_ema, data, epoch, args.batch_size, device, layout)
+    G_pub = G_ema if G_ema is not None else G
+    grid = None
+    if val is not None:
+        grid = args.out / "val" / f"epoch_{epoch + 1:03d}.png"
+        history[-1]["val"] = validate(G_pub, val, amp, grid, args.val_rows)
+        if val.hints is not None:
+            with autocast(device, amp):
+                fake = predict(G_pub, val.x, hints=val.hints[0])
+            history[-1]["val_3_hints"] = hint_scores(fake, val.y, val.x, val.hints[1], val.regions)
+    run.log_epoch(args.out, history)
+    tracker.log_epoch(step, history[-1], grid)
+    if save:
+        meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
+        state = {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}
+        run.save(args.out, {"generator": G_pub, "discriminator": D}, state, optimizers, rng, meta, args.weights_dtype)
+
+
+def build(args, device, layout):
+    """G and D on the device, G_ema (a running average of G's weights, condgen.ema: the adversarial
+    term keeps G's colors moving; None without --ema) and the two Adam optimizers."""
+    G, D = (m.to(device, memory_format=layout) for m in build_models(args))
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if args.ema else None
+    fused = device.type in ("cpu", "cuda")  # Adam in one kernel over all parameters, not a loop per tensor
+    optimizers = {name: torch.optim.Adam(m.parameters(), lr=args.lr, betas=(args.beta1, 0.999), fused=fused)
+                  for name, m in (("opt_G", G), ("opt_D", D))}
+    return G, D, G_ema, optimizers
 
 
 def build_models(args):
@@ -350,29 +402,49 @@ def build_models(args):
             Discriminator(ndf=args.ndf, patch=args.patch))
 
 
-def load_data(args, device, world_size):
-    """The training pairs (on the GPU when training there) and the validation pairs in [-1, 1] (None
-    with --val none)."""
+class Validation(NamedTuple):
+    """The validation pairs in [-1, 1], what is found once for them (not every epoch): the regions
+    their sketches' lines enclose, and with --hints 3 simulated hints per pair (the same every epoch)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    regions: list
+    hints: tuple | None
+
+
+def load_data(args, device, world_size, master=True):
+    """The training pairs (on the GPU when training there) and the Validation (None with --val none,
+    and on ranks other than 0)."""
+    t0 = time.time()
+    if master:
+        print(f"loading the training pairs from {args.data} ...", flush=True)
     try:
         data = PairDataset(args.data, augment=args.augment, subset=args.subset, renderings=args.renderings)
     except (OSError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    x_val = y_val = None
+        make = (f"; make them from color art with: python -m condgen.sketchify ../shared/data/pokemon/color "
+                f"{args.data} --method all" if not Path(args.data).exists() else "")
+        sys.exit(f"error: {e}{make}")
+    val = None
     try:
-        if args.val != "none":
-            x_val, y_val = (to_tanh_range(t) for t in load_pairs(args.val))
+        if args.val != "none" and master:
+            x, y = (to_tanh_range(t) for t in load_pairs(args.val))
+            val = Validation(x, y, sketch_regions(x), hints.sample(y, 3, torch.Generator().manual_seed(0))
+                             if args.hints else None)
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e} (--val none trains without validation)")
+    if master:
+        print(f"loaded {len(data)} pairs{f' and {len(val.x)} validation pairs' if val else ''} in "
+              f"{time.time() - t0:.0f} s", flush=True)
     if device.type == "cuda":
         data.to(device)  # uint8 pairs on the GPU: batches are cut and jittered there, no host copies
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     if len(data) < args.batch_size * world_size:
         sys.exit(f"error: {args.data} holds {len(data)} pairs, fewer than --batch-size {args.batch_size}"
                  + (f" x {world_size} processes" if world_size > 1 else ""))
-    return data, x_val, y_val
+    return data, val
 
 
-def init_from(args, G, D, G_ema, master_process):
+def init_from(args, G, D, G_ema, master):
     """--init-from RUN (condgen.run.init_from). D starts fresh when --ndf or --patch differs from the
     run's."""
     def load_D(saved, D):
@@ -384,7 +456,7 @@ def init_from(args, G, D, G_ema, master_process):
     def adapt_G(saved, G):  # a G saved without a hint input, trained on with --hints: zero weights for the hints
         return add_hint_input(saved) if G.hints and not saved.hints else saved
 
-    run.init_from(args.init_from, G, D, G_ema, master_process, load_D, adapt_G)
+    run.init_from(args.init_from, G, D, G_ema, master, load_D, adapt_G)
 
 
 def recalibrate(G_ema, data, epoch, batch_size, device, layout):
@@ -396,22 +468,22 @@ def recalibrate(G_ema, data, epoch, batch_size, device, layout):
                               count=100 // batch_size + 1)
 
 
-def validate(G, x_val, y_val, regions_val, amp, folder, epoch, rows):
+def validate(G, val, amp, path, rows):
     """Scores on the validation pairs in eval mode (running BatchNorm statistics, no dropout: what
-    colorize does), and their grid of sketch | output | truth rows."""
+    colorize does), and their grid of sketch | output | truth rows at path."""
     with autocast(next(G.parameters()).device, amp):
-        fake_val = predict(G, x_val)
-    grid = val_grid(x_val, fake_val, y_val, rows)
-    atomic_write(folder / f"epoch_{epoch:03d}.png", lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
-    return scores(fake_val, y_val, x_val, regions_val)
+        fake = predict(G, val.x)
+    grid = val_grid(val.x, fake, val.y, rows)
+    atomic_write(path, lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
+    return scores(fake, val.y, val.x, val.regions)
 
 
-def write_card(out, args, history, device, x_val, y_val, world_size=1):
+def write_card(out, args, history, device, val, world_size=1):
     """Model card: command, epochs, wall time, val metrics beside the baselines; a sample grid."""
     rows = {}
-    if x_val is not None:
+    if val is not None:
         rows = {f"this model ({args.generator}{', L1 only' if args.l1_only else ''})": history[-1]["val"],
-                **baselines(x_val, y_val)}
+                **baselines(val.x, val.y)}
         last = out / "val" / f"epoch_{len(history):03d}.png"
         if last.is_file():
             (out / "generator" / "samples.png").write_bytes(last.read_bytes())
@@ -468,4 +540,7 @@ colorize(G, "sketch.png", hints="hints.png").save("hinted.png")  # RGBA of the s
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except KeyboardInterrupt:  # before the loop (loading the data) or a second Ctrl-C: nothing new to save
+        sys.exit("interrupted; the last save (if any) is kept")

@@ -82,6 +82,16 @@ def mean_over_ranks(t):
     return (s / dist.get_world_size()).to(t.device)
 
 
+def any_rank(flag, device):
+    """True on every rank when flag is true on any (a stop asked of one process stops them all at the
+    same step). A collective under torchrun: call it on every rank at the same step."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor([float(flag)], device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def all_rng_states(shuffle, device):
     """rng_states for the checkpoint, plus the torch (and CUDA) stream of every other rank as
     torch.<rank>, so a resumed run continues each rank's noise. A collective: call it on every rank."""

@@ -6,17 +6,23 @@ stay in train_mnist.py and train_pix2pix.py, where a reader looks for them.
 import argparse
 import copy
 import json
+import os
 import platform
 import shlex
+import shutil
+import signal
 import sys
+import tempfile
+import time
 import tomllib
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from tqdm import tqdm
 
 from . import distributed
-from .checkpoint import atomic_write, check_resume, load_state, save_pretrained_atomic, save_state
+from .checkpoint import atomic_write, check_resume, load_state, save_state
 from .hub import model_folder, push_run
 from .precision import describe, resolve_amp
 
@@ -91,6 +97,8 @@ def start(args):
     rank, world_size, device = distributed.setup(args.device)
     amp = resolve_amp(args.amp, device)
     args.precision = describe(args.amp, device)  # what auto picked, in args.json and the model card
+    if rank == 0:
+        check_writable(args.out)
     torch.manual_seed(args.seed + rank)
     return rank, world_size, device, amp
 
@@ -107,8 +115,9 @@ def show_config(args, master):
 def resume(args, config, keys, G, D, G_ema, optimizers, shuffle, device, rank):
     """With --resume, continue args.out's run: refuse it if a flag in keys changed (another kind of
     run), load G, D and the optimizers, G_ema if the file has one (else the average starts from G),
-    and every rank's RNG streams. Then rank 0 writes args.json. Returns (start epoch, history)."""
-    state_file, start_epoch, history = args.out / "state.safetensors", 0, []
+    and every rank's RNG streams. Then rank 0 writes args.json. Returns (start epoch, history,
+    midway): midway is {step, sums, seconds} for a state saved inside an epoch (Stop), else None."""
+    state_file, start_epoch, history, midway = args.out / "state.safetensors", 0, [], None
     if args.resume:  # every rank reads the file (multi-node: --out on a shared filesystem)
         try:
             check_resume(state_file, args, keys)
@@ -119,12 +128,13 @@ def resume(args, config, keys, G, D, G_ema, optimizers, shuffle, device, rank):
         except (FileNotFoundError, ValueError) as e:
             sys.exit(f"error: cannot resume: {e}")
         distributed.set_rng_states(distributed.own_rng_states(rng, rank, args.seed), shuffle, device)
-        start_epoch, history = meta["epoch"], meta["history"]
+        start_epoch, history, midway = meta["epoch"], meta["history"], meta.get("midway")
         if rank == 0:
-            print(f"resumed {state_file} at epoch {start_epoch}")
+            at = f", step {midway['step']} of epoch {start_epoch + 1}" if midway else ""
+            print(f"resumed {state_file} at epoch {start_epoch}{at}")
     if rank == 0:  # after the resume check: a refused resume leaves the run's args.json alone
         atomic_write(args.out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1)))
-    return start_epoch, history
+    return start_epoch, history, midway
 
 
 def constant_then_linear_decay(lr, epoch, epochs, decay_epochs):
@@ -166,10 +176,100 @@ def init_from(run_dir, G, D, G_ema, master, load_D=None, adapt_G=None):
         print(f"initialized G and D from {run_dir}" if not note else f"initialized G from {run_dir}; {note}")
 
 
-def progress(batches, total, epoch, epochs, master):
-    """The epoch's tqdm bar: rank 0's as tqdm decides (none when the output is not a terminal), no
-    other rank's."""
-    return tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=None if master else True)
+class Meter:
+    """What a run does and how long it takes, on rank 0: the plan before the first step; after
+    `warmup` steps the time per step, epoch and for the rest of the run (a warning past a day);
+    then a tqdm bar on a terminal, or a progress line every `every` seconds when the output goes to
+    a file (where tqdm draws nothing)."""
+
+    def __init__(self, steps_per_epoch, epochs, master, warmup=10, every=60.0):
+        self.steps_per_epoch, self.epochs, self.master = steps_per_epoch, epochs, master
+        self.warmup, self.every, self.tty = warmup, every, sys.stdout.isatty()
+        self.done = 0  # steps this process ran: the ETA leaves out start-up and validation
+        self.t0 = self.last = None
+
+    def plan(self, what, dashboard=None):
+        if self.master:
+            print(f"plan: {what}; {self.steps_per_epoch} steps an epoch", flush=True)
+            if dashboard:
+                print(f"dashboard: {dashboard}", flush=True)
+
+    def steps(self, batches, epoch, skip=0):
+        """(i, batch) of the epoch from step `skip` on (a run resumed inside an epoch)."""
+        it = enumerate(batches)
+        for _ in range(skip):
+            next(it)
+        if self.master and self.tty:
+            it = tqdm(it, total=self.steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{self.epochs}",
+                      leave=False)
+        self.epoch = epoch
+        return it
+
+    def step(self, i, losses=None):
+        """Call after step i of the epoch; losses: a callable giving {name: value} (read only when shown)."""
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0 = self.last = now
+            return
+        self.done += 1
+        if not self.master:
+            return
+        if self.done == self.warmup:
+            per_step = (now - self.t0) / self.done
+            left = (self.epochs - self.epoch) * self.steps_per_epoch - i - 1
+            print(f"time: {per_step:.2f} s a step, {_duration(per_step * self.steps_per_epoch)} an epoch, "
+                  f"{_duration(per_step * left)} for the rest of the run", flush=True)
+            if per_step * left > 86400:
+                print(f"warning: that is {per_step * left / 86400:.1f} days on this machine: a GPU, or a smaller "
+                      "recipe (recipes/*.toml), or fewer --epochs", flush=True)
+        if not self.tty and now - self.last >= self.every:
+            self.last = now
+            per_step = (now - self.t0) / self.done
+            left = (self.epochs - self.epoch) * self.steps_per_epoch - i - 1
+            shown = " ".join(f"{k} {v:.3f}" for k, v in (losses() if losses else {}).items())
+            print(f"epoch {self.epoch + 1}/{self.epochs} step {i + 1}/{self.steps_per_epoch} {shown} "
+                  f"({per_step:.2f} s a step, {_duration(per_step * left)} left)", flush=True)
+
+
+def _duration(seconds):
+    return (f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400
+            else f"{seconds / 3600:.1f} h")
+
+
+class Stop:
+    """Ctrl-C and SIGTERM ask the loop to stop after the step it is in: it saves a resumable state
+    and exits with the --resume command, no traceback. A second Ctrl-C stops at once (the last
+    save stays)."""
+
+    def __init__(self):
+        self.asked = False
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._ask)
+
+    def _ask(self, signum, frame):
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        print(f"\n{signal.Signals(signum).name}: saving after this step (Ctrl-C again to quit without saving)",
+              file=sys.stderr, flush=True)
+
+    def restore(self):
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+
+
+def threading_main():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def resume_command(args):
+    """The command that continues args.out's run: the run's own command (which names --out where it
+    is not the recipe's or the default) and --resume."""
+    return f"{args.command} --resume"
 
 
 def log_epoch(out, history):
@@ -185,12 +285,52 @@ def _rounded(d):
 
 
 def save(out, published, state, optimizers, rng, meta, dtype="fp32"):
-    """The save order: the publishable models (published: {folder name: model}), then the resume
-    state, written last, so a run killed mid-save resumes from the previous complete save."""
-    for name, model in published.items():
-        # fp16 halves the files (the bundled weights); a copy, so training continues in fp32
-        save_pretrained_atomic(copy.deepcopy(model).half() if dtype == "fp16" else model, out / name)
-    save_state(out / "state.safetensors", state, optimizers, rng, meta)
+    """Write the publishable models (published: {folder name: model}) and the resume state into one
+    staging folder, then move each file into place, the state last. A save that fails (disk full,
+    a read-only folder) moves nothing: the published folders and the state stay at the same, last
+    complete save. A run killed between the moves resumes from the state, which is the older one."""
+    staged = Path(out) / ".saving"
+    try:
+        shutil.rmtree(staged, ignore_errors=True)
+        for name, model in published.items():
+            # fp16 halves the files (the bundled weights); a copy, so training continues in fp32
+            (copy.deepcopy(model).half() if dtype == "fp16" else model).save_pretrained(staged / name)
+        save_state(staged / "state.safetensors", state, optimizers, rng, meta)
+    except (OSError, SafetensorError) as e:
+        shutil.rmtree(staged, ignore_errors=True)
+        kept = saved_epoch(out)
+        kept = f"{out} keeps the state of epoch {kept}" if kept is not None else "nothing was saved yet"
+        sys.exit(f"error: cannot save epoch {meta['epoch']} in {out} ({e}); {kept}. Free space (or pick another "
+                 "--out) and rerun the same command with --resume")
+    for name in published:
+        (Path(out) / name).mkdir(parents=True, exist_ok=True)
+        for f in (staged / name).iterdir():
+            os.chmod(f, 0o644)  # as atomic_write: weights are for sharing
+            os.replace(f, Path(out) / name / f.name)
+    os.chmod(staged / "state.safetensors", 0o644)
+    os.replace(staged / "state.safetensors", Path(out) / "state.safetensors")
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def saved_epoch(out):
+    """The epoch of out/state.safetensors, or None when there is none (or it is unreadable)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(Path(out) / "state.safetensors", "pt") as f:
+            return json.loads(f.metadata()["condgen"])["meta"]["epoch"]
+    except Exception:  # no state, or not ours
+        return None
+
+
+def check_writable(out):
+    """Exit with a sentence, before any work, when --out cannot be created or written."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        sys.exit(f"error: cannot write to --out {out} ({e.strerror or e}); pick another --out")
 
 
 def write_card(folder, args, front, heading, training, sections):
