@@ -6,7 +6,7 @@
 Under torchrun each process trains on its own shard of every batch with DistributedDataParallel
 (condgen.distributed); --batch-size is per process, so the global batch is batch-size x world size.
 
-Recipe (see README "Training recipe" for what was tried): Adam 2e-4, beta1 0.5 (Radford et al.
+Recipe (what was tried: docs/mnist.md): Adam 2e-4, beta1 0.5 (Radford et al.
 2015) instead of the tutorial's Adam 1e-4; one-sided label smoothing, real targets 0.9 (Salimans
 et al. 2016, https://arxiv.org/abs/1606.03498); the non-saturating generator loss of the GAN paper.
 """
@@ -156,9 +156,8 @@ def main(args):
     rank, world_size, device, amp = run.start(args)
     master = rank == 0  # logs, samples, checkpoints, pushes
     config = run.show_config(args, master)
-    conditional = args.model == "cgan"
     x_all, c_all = load_data(args, device, world_size)
-    n = len(x_all)
+    conditional, n = args.model == "cgan", len(x_all)
     G, D, G_ema, optimizers = build(args, device)
     # Under torchrun the training forwards go through DDP wrappers, which average the gradients;
     # G and D stay the bare modules that are saved, sampled and averaged. G keeps plain BatchNorm:

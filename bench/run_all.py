@@ -1,6 +1,6 @@
 """Every performance figure of the project in one run; the last line printed is one JSON object.
 
-    python -m bench.run_all --data-dir data/mnist          # minutes on a 2-core CPU (README, Performance)
+    python -m bench.run_all --data-dir data/mnist          # minutes on a 2-core CPU (docs/performance.md)
     python -m bench.run_all --data-dir data/mnist --quick  # smaller, to check the script runs
 
 It first prints the CPU's capabilities (AVX512-BF16, AMX, the vector ISA) and the precision

@@ -24,9 +24,10 @@ IMAGE = (1, 28, 28)
 
 class GeneratorGAN(nn.Module, HubMixin, tags=["mnist", "gan", "unconditional-image-generation"]):
     """z [N, nz] -> image [N, 1, 28, 28] in [-1, 1]; Linear 100-128-256-512-784 (the tutorial's
-    hidden widths; `widths` sets others)."""
+    hidden widths; `widths` sets others). BatchNorm after each hidden Linear by default, as
+    train_mnist.py and the bundled weights (see GeneratorCGAN); batchnorm=False is the tutorial's G."""
 
-    def __init__(self, nz: int = NZ, batchnorm: bool = False, widths: tuple = (128, 256, 512)):
+    def __init__(self, nz: int = NZ, batchnorm: bool = True, widths: tuple = (128, 256, 512)):
         super().__init__()
         self.nz = nz
         self.net = _mlp([nz, *widths], batchnorm)
@@ -91,14 +92,14 @@ class Maxout(nn.Module):
     def forward(self, x):
         # one matmul for all pieces: (N, units * pieces) -> (N, units, pieces) -> max over pieces.
         # max, not amax: its backward routes the gradient by the saved argmax, where amax's compares
-        # the input with the output again (slower forward + backward, in bf16 most; README, Performance).
+        # the input with the output again (slower forward + backward, in bf16 most; docs/performance.md).
         return self.linear(x).view(-1, self.units, self.pieces).max(dim=2).values
 
 
 class FastDropout(nn.Dropout):
     """nn.Dropout with its keep mask drawn as `rand >= p`: the same Bernoulli(1 - p) mask and
     1 / (1 - p) scaling, from a cheaper draw: on CPU torch's bernoulli_ takes several times as long
-    as rand, a visible share of a cGAN training step (README, Performance). Elsewhere: F.dropout.
+    as rand, a visible share of a cGAN training step (docs/performance.md). Elsewhere: F.dropout.
     No parameters or buffers: state dicts are those of nn.Dropout."""
 
     def forward(self, x):
@@ -115,10 +116,11 @@ class GeneratorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan", "conditional-ima
     The tutorial's generator: z -> 256 and c -> 256 (ReLU each), concat -> 512 (ReLU) -> 784, tanh.
     `widths` (z path, c path, joint) sets others: the cGAN paper's (Sec. 4.1) is (200, 1000, 1200),
     PAPER_CGAN_WIDTHS. `batchnorm` adds BatchNorm after each hidden Linear (Radford et al. 2015,
-    DCGAN), which makes the small MLP converge in far fewer epochs; the bundled weights use it.
+    DCGAN), which makes the small MLP converge in far fewer epochs: the default, as train_mnist.py's
+    --g-batchnorm and the bundled weights; batchnorm=False is the tutorial's G.
     """
 
-    def __init__(self, nz: int = NZ, num_classes: int = 10, batchnorm: bool = False, widths: tuple = (256, 256, 512)):
+    def __init__(self, nz: int = NZ, num_classes: int = 10, batchnorm: bool = True, widths: tuple = (256, 256, 512)):
         super().__init__()
         self.nz, self.num_classes = nz, num_classes
         z_units, c_units, joint_units = widths
@@ -137,7 +139,7 @@ class DiscriminatorCGAN(nn.Module, HubMixin, tags=["mnist", "cgan"]):
     image -> maxout 240 units x 5 pieces, label -> maxout 50 x 5, joint maxout 240 x 4, dropout 0.5.
 
     `minibatch_std` > 0 adds MinibatchStd before the last layer, as DiscriminatorGAN does: a variant
-    beside the paper's D (the Maxout layers stay), documented in the README's cGAN table.
+    beside the paper's D (the Maxout layers stay), measured in docs/mnist.md.
     """
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.5, minibatch_std: int = 0):

@@ -5,7 +5,7 @@ bf16 keeps fp32's exponent range, so unlike fp16 it needs no loss scaling: autoc
 matmuls and convolutions in bf16 while losses, BatchNorm statistics and the optimizer's fp32
 weights and moments stay as they are. It only pays where the hardware computes it: on a CPU
 without AVX512-BF16 or AMX, torch emulates bf16 and a GEMM runs several times slower than in fp32
-(README, Performance), so `auto` must look before it picks.
+(docs/performance.md), so `auto` must look before it picks.
 """
 
 from contextlib import nullcontext
@@ -85,7 +85,7 @@ def inference_generator(G, device="cpu", choice="auto"):
     """The eval-mode copy of a pix2pix generator that the app and `condgen.colorize` run: BatchNorm
     folded into the convolutions, NHWC weights (oneDNN's faster layout), and bf16 weights where
     `choice` resolves to bf16 (on a CPU with AVX512-BF16 and AMX: faster, and the output a few
-    levels out of 255 from fp32's at most; README, Performance). Feed it inputs of its dtype
+    levels out of 255 from fp32's at most; docs/performance.md). Feed it inputs of its dtype
     (colorize does)."""
     from .pix2pix import fold_batchnorm
 
@@ -95,7 +95,7 @@ def inference_generator(G, device="cpu", choice="auto"):
 
 def default_channels_last(batch_size, amp):
     """train_pix2pix's --channels-last when not given: NHWC batches and weights, except at batch 1
-    in fp32, as measured by bench/run_all.py (U-Net + PatchGAN ngf 64; README, Performance): NHWC is
+    in fp32, as measured by bench/run_all.py (U-Net + PatchGAN ngf 64; docs/performance.md): NHWC is
     faster at batch 4 in both precisions and at batch 1 under bf16 autocast, while at batch 1 in fp32
     NCHW ties or wins; so the paper's batch 1 in fp32 stays NCHW."""
     return not (batch_size == 1 and amp is None)

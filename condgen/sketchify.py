@@ -47,7 +47,7 @@ SIZE = 256
 # Canny lines elsewhere. Canny's center line of an outline sits beside the art's darkest pixels, so
 # on canny the art under the ink is only ~0.42 dark (1 - luminance) against ~0.51 for the real
 # sketches: a model trained on it learns that ink means dark gray and draws gray lines; on outline
-# it is ~0.65 (README, Pix2Pix).
+# it is ~0.65 (docs/pix2pix.md).
 RENDERINGS = {
     "canny": dict(low=0.03, high=0.08, gain=(1.5, 2.1)),
     "outline": dict(low=0.03, high=0.08, gain=(1.5, 2.1), trace=5),
@@ -181,7 +181,7 @@ def sketch(color, method="canny", thickness=None, seed=0):
     """
     rgb = torch.from_numpy(np.asarray(color.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
     threads = torch.get_num_threads()
-    # Many tiny ops on one 256x256 image: thread hand-offs cost more than they save (README, Performance).
+    # Many tiny ops on one 256x256 image: thread hand-offs cost more than they save (docs/performance.md).
     torch.set_num_threads(1)
     try:
         paper = _paper(rgb, method, thickness, seed)
