@@ -1,12 +1,16 @@
 """What app.py needs from gradio beyond its layout: checking raw API values, reading uploads within
-limits, result files that concurrent requests can share, the /colorize input component, refusing
-paths on the server, and models loaded in the background while the page is served. Imports no torch:
-the page is served before torch is imported.
+limits (one size rule for the API and the browser's canvas), what the browser tells of an upload,
+result files that concurrent requests can share, the /colorize input component, refusing paths on
+the server, and models loaded in the background while the page is served. Imports no torch: the
+page is served before torch is imported.
 """
 
+import functools
 import hashlib
 import io
+import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -17,6 +21,9 @@ from PIL import Image, ImageOps
 
 MIN_SIDE, MAX_SIDE = 16, 1024  # sketches: smaller ones are refused, larger ones downscaled
 MIN_OUT = 256  # smaller sketches are upscaled to this, the generator's own size
+# longer than wide by more than this, a sketch would be under MIN_SIDE px thin in the generator's 256x256 square
+MAX_ASPECT = MIN_OUT // MIN_SIDE
+CANVAS = 512  # the sketch canvas' side: the browser fits an upload into it (app.py, fixed_canvas)
 MAX_PIXELS = 50_000_000  # refused before decoding
 OUT = Path(tempfile.gettempdir()) / "condgen-app"  # result PNGs, named by their content
 
@@ -24,6 +31,24 @@ OUT = Path(tempfile.gettempdir()) / "condgen-app"  # result PNGs, named by their
 def UserError(message):
     """A gr.Error for a user's mistake: shown to the user, not logged with a traceback."""
     return gr.Error(message, print_exception=False)
+
+
+def sentence(e):
+    """An exception's message as a sentence: condgen's errors start lower-case, without a full stop."""
+    text = str(e)
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def user_errors(fn):
+    """fn with condgen's ValueErrors (no weights, a blank sketch, ...) shown to the user as sentences."""
+    @functools.wraps(fn)
+    def answer(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as e:
+            raise UserError(sentence(e)) from e
+
+    return answer
 
 
 def int_in_range(value, name, lo, hi):
@@ -37,6 +62,17 @@ def int_in_range(value, name, lo, hi):
     if not lo <= value <= hi:
         raise UserError(f"{name} must be from {lo} to {hi}, got {value}")
     return value
+
+
+def generators_chosen(chosen, stochastic, flat, generators):
+    """/colorize's raw generator choice (a label of generators, or "Both") and its two checkboxes
+    -> the names of the generators to run, or a gr.Error naming the field."""
+    if chosen not in [*generators, "Both"]:
+        raise UserError(f"generator must be one of {[*generators, 'Both']}, got {chosen!r}")
+    for name, value in (("stochastic", stochastic), ("flat", flat)):
+        if not isinstance(value, bool):
+            raise UserError(f"{name} must be true or false, got {value!r}")
+    return [name for label, name in generators.items() if chosen in (label, "Both")]
 
 
 class ImageInput(gr.Image):
@@ -147,6 +183,35 @@ def read_hints(payload, size):
         raise UserError(f"{e}.") from e
 
 
+def check_size(w, h, whose=""):
+    """The one size rule, for an image sent to the API and one uploaded to the canvas alike (whose
+    size the browser tells, WATCH_UPLOADS): at least MIN_SIDE px a side, and at least MIN_SIDE px
+    thin once fitted into the generator's 256x256 square. whose: ' (name)', for the message."""
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        thin = f"{MIN_OUT * min(w, h) / max(w, h):.0f} px {'tall' if w > h else 'wide'}"
+        raise UserError(f"Image too long and thin: {w}x{h}{whose}; the generator sees a sketch in a {MIN_OUT}x"
+                        f"{MIN_OUT} square, where this one would be {thin}. Crop it to at most {MAX_ASPECT}:1.")
+    if min(w, h) < MIN_SIDE:
+        raise UserError(f"Image too small: {w}x{h}{whose}; a sketch needs at least {MIN_SIDE} px a side.")
+
+
+def within_size_limits(im):
+    """check_size, then at_generator_size."""
+    check_size(*im.size)
+    return at_generator_size(im)
+
+
+def at_generator_size(im):
+    """Bring a sketch over MAX_SIDE down to it, one under MIN_OUT up."""
+    if max(im.size) > MAX_SIDE:
+        im = im.copy()
+        im.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
+    elif max(im.size) < MIN_OUT:  # the generator works at 256 px anyway: a 20 px sketch comes back at 256
+        scale = MIN_OUT / max(im.size)
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
+    return im
+
+
 def hint_layer(editor, size):
     """The hints drawn on the app's hint canvas (gr.ImageEditor value): its layer, RGBA, or None if
     nothing is drawn. Its background, the sketch shown under the hints, is not part of it."""
@@ -157,18 +222,123 @@ def hint_layer(editor, size):
     return layer if layer.size == size else layer.resize(size, Image.NEAREST)
 
 
-def with_hints(sketch, hints):
-    """A sketch (path) with its hints (path or None) drawn over it, RGB, for showing what was asked."""
+# gradio 6.31's editor opens on its upload tool, not the brush. On entering its tab, click the brush
+# for the user (retrying for a few seconds while the canvas initializes), unless it is already on.
+SELECT_BRUSH = """(editor) => { let tries = 0; const timer = setInterval(() => {
+    const brush = document.querySelector(`#${editor} button[aria-label="Brush"]`);
+    if (brush && !brush.classList.contains('highlight')) brush.click();
+    else if (brush || ++tries > 50) clearInterval(timer);
+}, 100); }"""
+# The sketch canvas fits an upload into CANVAS px in the browser, and a file it cannot decode only
+# reaches the console. So the browser tells the server what the user's own file was, its name and
+# size or why it could not be read, as JSON in the hidden #upload textbox; clicking an example, which
+# loads no file, clears it.
+WATCH_UPLOADS = """() => {
+    const tell = (info) => {
+        const box = document.querySelector('#upload textarea, #upload input');
+        box.value = info ? JSON.stringify(info) : '';
+        box.dispatchEvent(new Event('input', {bubbles: true}));
+    };
+    const read = (file) => createImageBitmap(file).then(
+        (im) => tell({name: file.name, width: im.width, height: im.height}),
+        (e) => tell({name: file.name, error: e.message || String(e)}));
+    document.addEventListener('change', (e) => {
+        if (e.target.matches('#sketch input[type=file]') && e.target.files.length) read(e.target.files[0]);
+    }, true);
+    document.addEventListener('drop', (e) => {
+        if (e.target.closest?.('#sketch') && e.dataTransfer.files.length) read(e.dataTransfer.files[0]);
+    }, true);
+    document.addEventListener('pointerdown', (e) => { if (e.target.closest?.('#examples')) tell(null); }, true);
+}"""
+
+
+def check_upload(text, size=True):
+    """What the browser told of the last upload (WATCH_UPLOADS) -> {"name", "width", "height"}, or {}
+    when it told nothing; a file it could not decode, or (size) one check_size refuses, is a UserError."""
+    try:
+        info = json.loads(text) if text else {}
+    except ValueError:
+        info = {}
+    if not isinstance(info, dict):
+        return {}
+    name = str(info.get("name", "the upload"))[:100]
+    if "error" in info:
+        why = str(info["error"])[:200].rstrip(".")
+        raise UserError(f"Could not read {name}: {why[:1].lower()}{why[1:]}; it is not an image, or the file is "
+                        "damaged. Upload a PNG, JPEG or WebP file.")
+    w, h = info.get("width"), info.get("height")
+    if not (isinstance(w, int) and isinstance(h, int)):
+        return {}
+    if size:
+        check_size(w, h, f" ({name})")
+    return {"name": name, "width": w, "height": h}
+
+
+def drawn(editor):
+    """What a canvas (gr.ImageEditor value) shows, RGBA, or None if nothing. Its composite, or its
+    background while the browser has sent none: a value the server set (the first example)."""
+    editor = editor or {}
+    for image in (editor.get("composite"), editor.get("background")):
+        if image is not None and image.getchannel("A").getbbox() is not None:
+            return image
+    return None
+
+
+def canvas_sketch(editor, hint_editor, upload):
+    """The two canvases' values (gr.ImageEditor) -> (RGBA sketch at the generator's size, its RGBA
+    hints or None, at the canvas' scale: condgen.colorize.to_hints resizes them). An upload (the
+    canvas' background) is cut out of the empty bands fixed_canvas fits it between, strokes drawn
+    beside it included, and the hints with it, so the output keeps the upload's aspect ratio;
+    check_size judges the user's own file, as the browser told of it (check_upload)."""
+    image, background = drawn(editor), (editor or {}).get("background")
+    if image is None:
+        check_upload(upload, size=False)  # an upload the browser could not show says why
+        raise UserError("No sketch: pick the brush and draw on the canvas, or upload an image.")
+    hints = hint_layer(hint_editor, image.size)
+    if background is not None and background.getchannel("A").getbbox() is not None:
+        box = image.getchannel("A").getbbox()
+        image, hints = image.crop(box), None if hints is None else hints.crop(box)
+        info = check_upload(upload, size=False)
+        if fits(info, *image.size):
+            check_size(info["width"], info["height"], f" ({info['name']})")
+        else:  # not that file: an example, or a pasted image
+            check_size(*image.size, f", as fitted to the {CANVAS} px canvas")
+    return at_generator_size(image), hints
+
+
+def fits(info, w, h):
+    """True when the upload check_upload told of has the shape of w x h, up to a pixel's rounding."""
+    return bool(info) and abs(info["width"] * h - info["height"] * w) <= max(info["width"], info["height"], w, h)
+
+
+def hints_canvas(editor, hint_editor):
+    """On entering Color hints: its canvas shows the sketch under the user's hints (a layer of their
+    own); the sketch is kept too (a gr.State) for Clear hints, which then sends nothing from the browser."""
+    composite = drawn(editor)
+    if composite is None:
+        return None, None
+    background = Image.alpha_composite(Image.new("RGBA", composite.size, "white"), composite.convert("RGBA"))
+    layer = hint_layer(hint_editor, composite.size)
+    return {"background": background, "layers": [layer] if layer else [], "composite": None}, background
+
+
+def example_canvas(sketch, hints):
+    """An example (path) and its hints (path or None) -> (the sketch canvas' value, the hints as a
+    layer of the canvas' size or None, the sketch with its hints drawn over it: RGB). At the canvas'
+    size: the editor fits a background into its canvas, not a layer."""
     with Image.open(sketch) as im:
-        out = im.convert("RGBA")
+        rgba = ImageOps.contain(im.convert("RGBA"), (CANVAS, CANVAS), Image.LANCZOS)
+    asked, layer = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba), None
     if hints is not None:
         with Image.open(hints) as h:
-            out.alpha_composite(h.convert("RGBA").resize(out.size))
-    return out.convert("RGB")
+            layer = h.convert("RGBA").resize(rgba.size, Image.NEAREST)
+        asked.alpha_composite(layer)
+    return {"background": rgba, "layers": [], "composite": None}, layer, asked.convert("RGB")
 
 
 def strip(images, height=256, gap=8):
-    """Images side by side at one height, on white."""
+    """Images (PIL, or paths as png_file returns them) side by side at one height, on white."""
+    images = [Image.open(im) if isinstance(im, str) else im for im in images]
     images = [im.resize((round(im.width * height / im.height), height), Image.LANCZOS) for im in images]
     out = Image.new("RGB", (sum(im.width for im in images) + gap * (len(images) - 1), height), "white")
     x = 0
@@ -176,19 +346,6 @@ def strip(images, height=256, gap=8):
         out.paste(im.convert("RGB"), (x, 0))
         x += im.width + gap
     return out
-
-
-def within_size_limits(im):
-    """Refuse a sketch under MIN_SIDE a side; bring one over MAX_SIDE down to it, one under MIN_OUT up."""
-    if min(im.size) < MIN_SIDE:
-        raise UserError(f"Image too small: {im.width}x{im.height}; a sketch needs at least {MIN_SIDE} px a side.")
-    if max(im.size) > MAX_SIDE:
-        im = im.copy()
-        im.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS)
-    elif max(im.size) < MIN_OUT:  # the generator works at 256 px anyway: a 20 px sketch comes back at 256
-        scale = MIN_OUT / max(im.size)
-        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
-    return im
 
 
 def png_file(im):
@@ -255,12 +412,31 @@ class Models:
         finally:
             self._ready.set()
 
-    def __getitem__(self, name):
+    def loaded(self):
+        """The models (condgen.weights.Served), once they are loaded."""
         self._ready.wait()
         if self._error is not None:
             raise gr.Error(f"Loading the models failed: {type(self._error).__name__}: {self._error}")
-        return self._models[name]
+        return self._models
+
+    def __getitem__(self, name):
+        return self.loaded()[name]
 
     def items(self):
-        self._ready.wait()
-        return [(name, self[name]) for name in self._models]
+        return self.loaded().items()
+
+
+def launch(demo, host, port, **kwargs):
+    """demo.launch without blocking; a port in use is one line naming app.py's --port (gradio's
+    error names launch(server_port=...)), not a traceback."""
+    import socket
+
+    try:
+        demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, **kwargs)
+    except OSError:
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                sys.exit(f"error: port {port} on {host} is in use (another app.py?); serve on another with --port N")
+        raise

@@ -8,6 +8,8 @@ Cold start: from spawning `python app.py` (HF_HUB_OFFLINE=1) to the first 200 on
 page) and to the first answer from /generate_gan through gradio_client. Latency: each of
 --clients threads holds its own Client and calls every endpoint --requests times, all at once,
 so the numbers include queueing behind the app's concurrency limit, as users would see it.
+Memory: the started app's resident set (VmRSS) after each endpoint and its peak (VmHWM), from
+/proc (Linux); an app given with --url is not measured.
 """
 
 import argparse
@@ -103,6 +105,13 @@ def latencies(url, api, args, clients, requests):
     return times, errors
 
 
+def memory(pid):
+    """(resident MB now, peak resident MB) of process pid, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        kb = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "VmHWM")))
+    return tuple(int(kb[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+
+
 def p95(xs):
     return statistics.quantiles(xs, n=20, method="inclusive")[-1] if len(xs) > 1 else xs[0]
 
@@ -117,11 +126,14 @@ def main():
         print(f"cold start (offline): served page {page:.2f} s, first /generate_gan answer {answer:.2f} s")
     try:
         print(f"{args.clients} concurrent clients x {args.requests} requests each, seconds per request")
-        print(f"{'endpoint':28s} {'median':>7s} {'p95':>7s} {'n':>4s}")
+        if proc:
+            print(f"app resident after start-up: {memory(proc.pid)[0]:.0f} MB")
+        print(f"{'endpoint':28s} {'median':>7s} {'p95':>7s} {'n':>4s} {'RSS MB':>7s} {'peak':>6s}")
         for name in args.only or CALLS:
             times, errors = latencies(url, *CALLS[name], args.clients, args.requests)
+            rss = "{:7.0f} {:6.0f}".format(*memory(proc.pid)) if proc else ""
             if times:
-                print(f"{name:28s} {statistics.median(times):7.3f} {p95(times):7.3f} {len(times):4d}")
+                print(f"{name:28s} {statistics.median(times):7.3f} {p95(times):7.3f} {len(times):4d} {rss}")
             for e in sorted(set(errors)):
                 print(f"{name:28s} ERROR x{errors.count(e)}: {e[:200]}")
     finally:

@@ -1,4 +1,4 @@
-"""A live training dashboard: `--report_to trackio` writes the losses every few steps and, each
+"""A live training dashboard: `--report-to trackio` writes the losses every few steps and, each
 epoch, the validation metrics and grid under the run's folder (OUT/trackio/), and
 `open_command(OUT)` is the shell command that shows them. The diffusers examples' `--report_to`,
 with one backend: trackio (https://huggingface.co/docs/trackio), local-first, from Hugging Face.
@@ -178,5 +178,5 @@ def _quiet():
 
 def _warn(e):
     message = f"{type(e).__name__}: {e}".replace("\n", " ")
-    print(f"warning: --report_to trackio disabled, training goes on without the dashboard ({message})",
+    print(f"warning: --report-to trackio disabled, training goes on without the dashboard ({message})",
           file=sys.stderr)

@@ -15,6 +15,7 @@ import threading
 import zlib
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -97,16 +98,77 @@ def test_stable_api_names(client):
 
 
 def test_bundled_weights_are_found():
+    from condgen.weights import MODELS, short
+
+    assert app.NAMES == list(MODELS)  # app.py names them without importing condgen (torch)
     # local folders that do not exist: resolution must fall through to weights/
-    flags = sum([[f"--{name}-dir", "/nonexistent"] for name in app.MODELS], [])
+    flags = sum([[f"--{name}-dir", "/nonexistent"] for name in app.NAMES], [])
     models = app.load_models(app.parse_args(flags))
-    for name in ("gan", "cgan"):
-        assert models[name].G is not None, models[name].source
-        assert models[name].source.startswith(f"bundled {BUNDLED / app.MODELS[name][2]}")
+    for name, spec in MODELS.items():
+        kind, where, notes = models[name].source
+        assert (kind, where) == ("bundled", str(BUNDLED / spec.bundled)), models[name].source
+        assert notes == ("no such folder: /nonexistent",), notes
+        said = models.describe(name)
+        assert said.startswith(f"the bundled weights ({short(BUNDLED / spec.bundled)}); no such folder: /nonex"), said
     for name in app.GENERATORS.values():  # the bundled pix2pix weights load, with their PatchGAN
-        assert models[name].source.startswith(f"bundled {BUNDLED / app.MODELS[name][2]}"), models[name].source
         assert models[name].G is not None and models[name].D is not None and models[name].G_eval is not None
 
+
+def test_where_weights_come_from_is_a_record_not_a_sentence(tmp_path):
+    """A folder whose name reads like the old sentence ('bundled X (hub ...; local ...)') is said as it is."""
+    import shutil
+
+    from condgen.weights import load_all
+
+    odd = tmp_path / "my (hub user; local runs) weights"
+    shutil.copytree(BUNDLED / "cgan", odd / "cgan")
+    models = load_all(str(odd), dirs={"cgan": str(tmp_path / "typo (1)")})
+    assert models["cgan"].source.kind == "bundled" and models["cgan"].source.where == str(odd / "cgan")
+    said = models.describe("cgan")  # and maybe: a training run of yours is in runs/cgan
+    assert said.startswith(f"the bundled weights ({odd / 'cgan'}); no such folder: {tmp_path / 'typo (1)'}"), said
+
+
+def test_a_both_request_prepares_the_sketch_once(tmp_path, monkeypatch):
+    """Both generators and both PatchGANs work on one normalized, squared sketch and one set of
+    regions: the paper normalization (~40 ms at 512 px) ran four times a request, plus the note's."""
+    import condgen.color
+    import condgen.paper
+
+    models = app.load_models(app.parse_args(save_pix2pix(tmp_path)))
+    calls = {"normalize_sketch": 0, "sketch_note": 0, "region_labels": 0}
+
+    def counting(name, f):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return f(*args, **kwargs)
+        return counted
+
+    for module, name in ((condgen.paper, "normalize_sketch"), (condgen.paper, "sketch_note"),
+                         (condgen.color, "region_labels")):
+        monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
+    hints = Image.new("RGBA", (320, 240), (0, 0, 0, 0))
+    ImageDraw.Draw(hints).ellipse([100, 60, 110, 70], fill=(40, 90, 220, 255))
+    note, results = models.colorize(drawing(), ["unet", "encoder-decoder"], flat=True, hints=hints)
+    assert len(results) == 2 and all(y.size == (320, 240) and m.size == (320, 240) for y, m in results)
+    assert calls == {"normalize_sketch": 1, "sketch_note": 1, "region_labels": 1}, calls
+
+
+def test_the_patchgan_map_is_green_on_real_art_and_red_on_the_generators(shared_data):
+    """The map the app shows, on held-out Sketch2Pokemon pairs (sketch left, truth right): the served
+    PatchGAN passes most patches of the truth and few of the U-Net's picture. With BatchNorm's
+    running averages (eval mode), it called 8% of the truth real, as good as 'all fake'."""
+    from condgen.weights import judge, load, paint, prepare
+
+    unet = load("unet", bundled=str(BUNDLED / "pix2pix-unet"))
+    real, fake = [], []
+    for f in sorted((shared_data / "pokemon" / "sketch2pokemon-val").glob("*.jpg"))[:8]:
+        pair = Image.open(f).convert("RGB")
+        sketch = prepare(pair.crop((0, 0, 256, 256)))
+        with torch.inference_mode():
+            real.append((judge(unet.D, sketch, pair.crop((256, 0, 512, 256))) > 0.5).mean())
+            fake.append((judge(unet.D, sketch, paint(unet.G_eval, sketch)) > 0.5).mean())
+    assert np.median(real) > 0.6 and np.median(fake) < 0.3, (real, fake)
+    assert sum(r > f for r, f in zip(real, fake)) >= 6, (real, fake)
 
 
 def test_generate_gan_grid_is_seeded(client):
@@ -126,6 +188,15 @@ def test_interpolation_ends_at_each_seeds_first_sample(client):
     assert torch.allclose(strip[0], tiles(client.predict(3, 1, api_name="/generate_gan"), 1, 1)[0], atol=4 / 255)
     assert torch.allclose(strip[-1], tiles(client.predict(8, 1, api_name="/generate_gan"), 1, 1)[0], atol=4 / 255)
     assert (strip[1] - strip[0]).abs().max() > 0.1 and (strip[-1] - strip[0]).abs().max() > 0.5
+
+
+def test_the_default_interpolation_shows_a_change(client, classifier):
+    """The strip shown on opening the GAN tab turns one digit into others (seeds 0 to 1 gave ten 9s)."""
+    seed_a, seed_b, steps = app.INTERPOLATION
+    strip = tiles(client.predict(seed_a, seed_b, steps, api_name="/interpolate_gan"), steps, steps)
+    with torch.no_grad():
+        read = classifier(strip).argmax(1).tolist()
+    assert len(set(read)) >= 3 and read[0] != read[-1], read
 
 
 def test_cgan_digits_read_as_asked(client, classifier):
@@ -242,6 +313,8 @@ def bad_files(tmp_path):
     Image.new("RGB", (1, 1), "black").save(tmp_path / "tiny.png")
     Image.new("RGB", (300, 200), "white").save(tmp_path / "blank.png")
     Image.new("RGBA", (200, 200), (0, 0, 0, 0)).save(tmp_path / "square.png")  # drawing() is 4:3
+    drawing((4000, 100)).save(files.setdefault("panorama", tmp_path / "panorama.png"))
+    drawing((8, 8)).save(files.setdefault("8x8", tmp_path / "8x8.png"))
     return {k: handle_file(str(v)) for k, v in files.items()} | {
         "tiny": handle_file(str(tmp_path / "tiny.png")), "blank": handle_file(str(tmp_path / "blank.png")),
         "ok": handle_file(str(tmp_path / "full.png")), "unreachable url": remote("http://127.0.0.1:9/sketch.png"),
@@ -270,6 +343,8 @@ BAD = [
     ("/colorize", ("truncated", "U-Net", False), "Could not read the image"),
     ("/colorize", ("huge", "U-Net", False), "Image too large: 12000x9000"),
     ("/colorize", ("tiny", "U-Net", False), "Image too small: 1x1"),
+    ("/colorize", ("8x8", "U-Net", False), "Image too small: 8x8"),  # as in the browser, whose canvas upscales it
+    ("/colorize", ("panorama", "U-Net", False), "Image too long and thin: 4000x100"),
     ("/colorize", ("blank", "Both", False), "blank"),
     ("/colorize", ("ok", "Pix2Pix", False), "generator must be one of"),
     ("/colorize", ("ok", "U-Net", "yes"), "stochastic must be true or false"),
@@ -371,11 +446,11 @@ def test_local_runs_serve_only_when_asked_for(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(BUNDLED / "cgan", tmp_path / "runs" / "cgan" / "generator")
     models = app.load_models(app.parse_args(["--weights-dir", str(BUNDLED)]))
-    assert models["cgan"].source.startswith("bundled"), models["cgan"].source
-    said = app.describe("cgan", models["cgan"])
+    assert models["cgan"].source.kind == "bundled", models["cgan"].source
+    said = models.describe("cgan")
     assert said.startswith("the bundled weights (") and "python app.py --cgan-dir runs/cgan" in said, said
     models = app.load_models(app.parse_args(["--weights-dir", str(BUNDLED), "--cgan-dir", "runs/cgan"]))
-    assert app.describe("cgan", models["cgan"]).startswith("your training run runs/cgan/generator")
+    assert models.describe("cgan").startswith("your training run runs/cgan/generator")
 
 
 def test_upload_over_the_size_limit_is_refused(client, tmp_path):
@@ -387,7 +462,7 @@ def test_upload_over_the_size_limit_is_refused(client, tmp_path):
 
 def test_missing_pix2pix_weights_are_explained(tmp_path, launch_app):
     flags = ["--weights-dir", str(tmp_path / "nothing")]
-    flags += sum([[f"--{n}-dir", str(tmp_path / f"no-{n}")] for n in app.MODELS], [])
+    flags += sum([[f"--{n}-dir", str(tmp_path / f"no-{n}")] for n in app.NAMES], [])
     client = Client(launch_app(flags), verbose=False)  # starts anyway: the other tabs work without pix2pix weights
     f = image_file(tmp_path, "s.png", drawing())
     with pytest.raises(Exception, match="No weights for the unet generator") as e:
@@ -423,15 +498,89 @@ def test_the_page_does_not_wait_for_torch():
 
 def test_a_local_folder_given_but_missing_is_said_in_the_tab(tmp_path):
     models = app.load_models(app.parse_args(["--cgan-dir", str(tmp_path / "typo")]))
-    said = app.describe("cgan", models["cgan"])
+    said = models.describe("cgan")
     assert said.startswith("the bundled weights") and f"no such folder: {tmp_path / 'typo'}" in said, said
 
 
 def test_the_sketch_tab_names_an_encoder_decoder_that_is_not_the_papers():
     from condgen.pix2pix import EncoderDecoderGenerator, UNetGenerator
-    from condgen.weights import Loaded
+    from condgen.weights import Loaded, Source, variant_note
 
-    note = app.variant_note(Loaded(EncoderDecoderGenerator(ngf=4, bottleneck=8), None, "bundled x"))
+    bundled = Source("bundled", "x")
+    note = variant_note(Loaded(EncoderDecoderGenerator(ngf=4, bottleneck=8), None, bundled))
     assert "code of 8x8" in note and "paper's is 1x1" in note and "no dropout" in note, note
+    with_dropout = EncoderDecoderGenerator(ngf=4, bottleneck=8)
+    with_dropout.extra = torch.nn.Dropout()
+    assert "no dropout" not in variant_note(Loaded(with_dropout, None, bundled))
     for G in (EncoderDecoderGenerator(ngf=4), UNetGenerator(ngf=4), None):
-        assert app.variant_note(Loaded(G, None, "bundled x")) == ""
+        assert variant_note(Loaded(G, None, bundled)) == ""
+
+
+def run_app(*flags, timeout=120):
+    """app.py as a user starts it: (exit code, stdout + stderr)."""
+    r = subprocess.run([sys.executable, "app.py", *flags], cwd=Path(app.__file__).parent, capture_output=True,
+                       text=True, timeout=timeout)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_help_says_each_default_once():
+    code, out = run_app("--help")
+    assert code == 0 and "(default: None)" not in out, out
+    for flag in ("--host", "--port"):
+        entry = out.split(f"  {flag} ")[1].split("\n  --")[0]
+        assert entry.count("default") == 1, entry
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_a_bad_port_is_one_line_not_a_traceback(port):
+    code, out = run_app("--port", port)
+    assert code == 2 and "Traceback" not in out and "--port" in out.splitlines()[-1], out
+
+
+def test_a_port_in_use_names_the_flag_not_gradios_launch():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        code, out = run_app("--host", "127.0.0.1", "--port", str(port))
+    assert code == 1 and "Traceback" not in out and "server_port" not in out, out
+    assert out.strip().splitlines()[-1] == (f"error: port {port} on 127.0.0.1 is in use (another app.py?); serve on "
+                                            "another with --port N"), out
+
+
+def fitted_upload(w, h):
+    """The sketch canvas' value for an upload of w x h, as the browser fits it into the 512 px canvas
+    (fixed_canvas): the picture centred between transparent bands."""
+    scale = serving.CANVAS / max(w, h)
+    fw, fh = max(1, round(w * scale)), max(1, round(h * scale))
+    canvas = Image.new("RGBA", (serving.CANVAS,) * 2, (0, 0, 0, 0))
+    canvas.paste(drawing((fw, fh)).convert("RGBA"), ((serving.CANVAS - fw) // 2, (serving.CANVAS - fh) // 2))
+    return {"background": canvas, "layers": [], "composite": canvas}
+
+
+@pytest.mark.parametrize("size, told, message", [
+    ((4000, 100), '{"name": "panorama.png", "width": 4000, "height": 100}',
+     "Image too long and thin: 4000x100 (panorama.png)"),
+    ((8, 8), '{"name": "tiny.png", "width": 8, "height": 8}', "Image too small: 8x8 (tiny.png)"),
+    ((4000, 100), '', "Image too long and thin: 512x13, as fitted to the 512 px canvas"),  # a pasted image
+    ((4000, 100), '{"name": "old.png", "width": 8, "height": 8}', "512x13, as fitted"),  # not that file
+    ((8, 8), '{"name": "notes.txt", "error": "The source image could not be decoded."}',
+     "Could not read notes.txt: the source image could not be decoded; it is not an image"),
+])
+def test_an_upload_to_the_canvas_is_judged_by_the_users_own_file(size, told, message):
+    """The canvas holds an upload fitted into 512 px; the size rule and its message are those of the
+    file the browser read (serving.WATCH_UPLOADS), as the API's are (test_bad_inputs_...)."""
+    with pytest.raises(gr.Error) as e:
+        serving.canvas_sketch(fitted_upload(*size), None, told)
+    assert message in e.value.message, e.value.message
+    with pytest.raises(gr.Error) as e:  # nothing on the canvas: the failed upload is the reason, if there was one
+        serving.canvas_sketch({"background": None, "layers": [], "composite": None}, None, told)
+    assert e.value.message.startswith(message if "Could not" in message else "No sketch"), e.value.message
+
+
+def test_an_upload_the_rule_takes_is_cut_out_of_the_canvas():
+    sketch, hints = serving.canvas_sketch(fitted_upload(640, 480), None,
+                                          '{"name": "s.png", "width": 640, "height": 480}')
+    assert sketch.size == (512, 384) and hints is None
