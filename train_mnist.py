@@ -101,9 +101,9 @@ def parse_args(argv=None):
         p.error(f"--real-label must be in (0, 1], got {args.real_label}")
     if not (0 < args.lr < float("inf") and 0 <= args.beta1 < 1):  # also refuses nan
         p.error(f"--lr must be a positive number and --beta1 in [0, 1), got {args.lr} and {args.beta1}")
-    if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
-        p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     args.out = Path(args.out.replace("<model>", args.model))
+    if args.push_to_hub and (why := push_error(args.push_to_hub, later=args.out / "generator")):  # before training
+        p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     try:  # kept as typed (args.json, the --resume guard); parsed where the models are built
         widths = tuple(int(w) for w in args.g_widths.split(",")) if args.g_widths else None
     except ValueError:

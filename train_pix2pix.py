@@ -80,7 +80,7 @@ def parse_args(argv=None):
     p.add_argument("--bottleneck", type=int, choices=BOTTLENECKS, default=1,
                    help="encoder-decoder only: the code's size for a 256x256 sketch (paper: 1x1, all eight encoder "
                         "layers; 8: five, an 8x8 code, still no skips: the bundled encoder-decoder)")
-    p.add_argument("--hints", action="store_true",
+    p.add_argument("--hints", action=argparse.BooleanOptionalAction, default=False,
                    help="G takes color hints beside the sketch (not the paper's): at every step hints are simulated "
                         "from the truth (condgen.hints.sample: a geometric number of dots and short strokes, none "
                         "for a quarter of the pairs) and spread through the closed regions that hold them")
@@ -106,7 +106,8 @@ def parse_args(argv=None):
                         "paints a region in one color instead of two blended hues; 0: the paper's objective")
     p.add_argument("--lr-decay-epochs", type=int, default=0,
                    help="decay lr linearly to 0 over the last N epochs (paper: 100 of 200)")
-    p.add_argument("--l1-only", action="store_true", help="the paper's ablation: L1 loss alone, no discriminator")
+    p.add_argument("--l1-only", action=argparse.BooleanOptionalAction, default=False,
+                   help="the paper's ablation: L1 loss alone, no discriminator")
     p.add_argument("--ema", type=float, default=0.0,
                    help="publish an exponential moving average of G's weights with this decay, BatchNorm statistics "
                         "re-estimated (0: the raw G, as the paper)")
@@ -160,9 +161,9 @@ def parse_args(argv=None):
         p.error(f"--lambda-hint must be >= 0 and goes with --hints, got {args.lambda_hint}")
     if args.lambda_chroma is not None and not 0 <= args.lambda_chroma < inf:
         p.error(f"--lambda-chroma must be >= 0, got {args.lambda_chroma}")
-    if args.push_to_hub and (why := push_error(args.push_to_hub)):  # before training, not after it
-        p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     args.out = Path(args.out.replace("<generator>", args.generator))
+    if args.push_to_hub and (why := push_error(args.push_to_hub, later=args.out / "generator")):  # before training
+        p.error(f"--push-to-hub {args.push_to_hub}: {why}")
     return args
 
 

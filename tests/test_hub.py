@@ -302,7 +302,10 @@ def test_push_is_checked_before_training_and_a_failed_push_keeps_the_run(tmp_pat
         with pytest.raises(SystemExit):
             script.parse_args(["--model", "gan", "--push-to-hub",
                                "me/gan"] if script is train_mnist else ["--push-to-hub", "me/p2p"])
-        assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        # the push command for later names this run's folder, as the user can paste it
+        folder = "runs/gan/generator" if script is train_mnist else "runs/pix2pix-unet/generator"
+        assert "HF_HUB_OFFLINE is set" in err and f"python -m condgen.push {folder} me/" in err, err
         with pytest.raises(SystemExit):
             script.parse_args((["--model", "gan"] if script is train_mnist else []) + ["--lr", "nan"])
         assert "--lr must be a positive number" in capsys.readouterr().err
