@@ -14,6 +14,7 @@
 """
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -40,21 +41,45 @@ def frechet_distance(f1, f2):
 
 @torch.no_grad()
 def features_and_probabilities(classifier, x, batch_size=1000):
-    classifier.eval()
+    # NHWC: oneDNN's CPU convolutions run ~1.6x faster on it (2-core EPYC; features equal to 1e-5)
+    classifier.eval().to(memory_format=torch.channels_last)
     feats, probs = [], []
     for i in range(0, len(x), batch_size):
-        f = classifier.embed(x[i : i + batch_size])
+        f = classifier.embed(x[i : i + batch_size].contiguous(memory_format=torch.channels_last))
         feats.append(f)
         probs.append(classifier.head(f).softmax(1))
     return torch.cat(feats), torch.cat(probs)
 
 
+@functools.lru_cache(maxsize=2)
+def bundled_reference(data_dir):
+    """(the bundled classifier, its features of the 10,000 MNIST test images, the Fréchet distance
+    of 10,000 training images to them): the same for every generator scored against data_dir, so
+    computed once per process (20,000 images through the classifier, most of an evaluation)."""
+    classifier = MnistClassifier.from_pretrained(BUNDLED / "classifier")
+    return (classifier, *reference(classifier, data_dir))
+
+
 @torch.no_grad()
-def evaluate(G, data_dir, classifier=None, per_class=1000, seed=0):
-    """Metrics dict for a GeneratorGAN or GeneratorCGAN; deterministic for a given seed."""
+def reference(classifier, data_dir):
+    """(features of the MNIST test set, the Fréchet distance of 10,000 training images to it)."""
     from .data import mnist_tensors
 
-    classifier = classifier or MnistClassifier.from_pretrained(BUNDLED / "classifier")
+    x_test, _ = mnist_tensors(data_dir, train=False)
+    x_train, _ = mnist_tensors(data_dir, train=True)
+    f_test, _ = features_and_probabilities(classifier, x_test)
+    f_train, _ = features_and_probabilities(classifier, x_train[:10000])
+    return f_test, frechet_distance(f_train, f_test)
+
+
+@torch.no_grad()
+def evaluate(G, data_dir, classifier=None, per_class=1000, seed=0):
+    """Metrics dict for a GeneratorGAN or GeneratorCGAN; deterministic for a given seed. classifier:
+    the bundled one by default (its reference features cached per data_dir)."""
+    if classifier is None:
+        classifier, f_test, floor = bundled_reference(str(Path(data_dir).resolve()))
+    else:
+        f_test, floor = reference(classifier, data_dir)
     G.eval()
     gen = torch.Generator().manual_seed(seed)
     n = 10 * per_class
@@ -65,14 +90,10 @@ def evaluate(G, data_dir, classifier=None, per_class=1000, seed=0):
                      one_hot(asked[i : i + 1000])) if conditional else G(z[i : i + 1000]) for i in range(0, n, 1000)])
     f_gen, prob = features_and_probabilities(classifier, x)
     pred = prob.argmax(1)
-    x_test, _ = mnist_tensors(data_dir, train=False)
-    x_train, _ = mnist_tensors(data_dir, train=True)
-    f_test, _ = features_and_probabilities(classifier, x_test)
-    f_train, _ = features_and_probabilities(classifier, x_train[:10000])
     out = {
         "per_class": per_class,
         "frechet_distance": frechet_distance(f_gen, f_test),
-        "frechet_distance_mnist_train": frechet_distance(f_train, f_test),
+        "frechet_distance_mnist_train": floor,
         "predicted_digit_share": torch.bincount(pred, minlength=10).div(n).tolist(),
         "unreadable_share": (prob.max(1).values < 0.5).float().mean().item(),
     }

@@ -5,10 +5,15 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# under pytest-xdist (the README's -n auto) each worker takes its share of the cores: two workers of two
+# threads each on a 2-core machine would fight over them
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // int(os.environ.get(
+    "PYTEST_XDIST_WORKER_COUNT", "1")))))
 
 import shutil  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -100,3 +105,23 @@ def pair_image(seed):
     pair.paste(sketch, (0, 0))
     pair.paste(color, (256, 0))
     return pair
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Four training and two validation pairs of pair_image, for train_pix2pix.py runs of seconds."""
+    root = tmp_path_factory.mktemp("pairs")
+    for split, seeds in (("train", range(4)), ("val", range(100, 102))):
+        (root / split).mkdir()
+        for s in seeds:
+            pair_image(s).save(root / split / f"{s:03d}.png")
+    return root
+
+
+def train_tiny(tiny_data, out, *extra):
+    """train_pix2pix.py as a user runs it, on tiny_data with tiny nets; the CompletedProcess."""
+    cmd = [sys.executable, str(REPO / "train_pix2pix.py"), "--data", str(tiny_data / "train"), "--val",
+           str(tiny_data / "val"),
+           "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--val-rows", "2", "--out", str(out), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # offline: set above
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -4,47 +4,22 @@ and the CLIs that read its output (colorize, metrics)."""
 import copy
 import json
 import math
-import os
-import shlex
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import pair_image
+from conftest import pair_image, train_tiny
 from PIL import Image
 from safetensors.torch import load_file
 
 import train_pix2pix
-from condgen import colorize, evaluate, run
+from condgen import colorize, evaluate
 from condgen.data import to_tanh_range
 from condgen.pix2pix import Discriminator, EncoderDecoderGenerator, UNetGenerator, load_generator
 from train_pix2pix import Objective, train_step
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pairs")
-    for split, seeds in (("train", range(4)), ("val", range(100, 102))):
-        (root / split).mkdir()
-        for s in seeds:
-            pair_image(s).save(root / split / f"{s:03d}.png")
-    return root
-
-
-def _train(tiny_data, out, *extra):
-    cmd = [sys.executable, str(REPO / "train_pix2pix.py"), "--data", str(tiny_data / "train"), "--val",
-           str(tiny_data / "val"),
-           "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--val-rows", "2", "--out", str(out), *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # offline: conftest
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_a_few_steps_lower_l1():
@@ -79,7 +54,7 @@ def test_l1_only_leaves_the_discriminator_alone():
 
 def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    r = _train(tiny_data, full, "--epochs", "2")
+    r = train_tiny(tiny_data, full, "--epochs", "2")
     assert r.returncode == 0, r.stderr
     for f in ["generator/config.json", "generator/model.safetensors", "generator/README.md", "generator/samples.png",
               "discriminator/config.json", "discriminator/model.safetensors", "state.safetensors", "args.json",
@@ -94,8 +69,8 @@ def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
     assert Image.open(full / "val" / "epoch_002.png").size[1] > 2 * 256  # two rows of sketch | output | truth
 
     # interrupted after epoch 1, resumed to 2: the same weights and optimizer state, bit for bit
-    assert _train(tiny_data, part, "--epochs", "1").returncode == 0
-    r = _train(tiny_data, part, "--epochs", "2", "--resume")
+    assert train_tiny(tiny_data, part, "--epochs", "1").returncode == 0
+    r = train_tiny(tiny_data, part, "--epochs", "2", "--resume")
     assert r.returncode == 0, r.stderr
     assert "resumed" in r.stdout
     for f in ["generator/model.safetensors", "discriminator/model.safetensors", "state.safetensors"]:
@@ -117,7 +92,7 @@ def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
 
 
 def test_l1_only_encoder_decoder_fp16_weights(tiny_data, tmp_path):
-    r = _train(tiny_data, tmp_path / "run", "--epochs", "1", "--generator", "encoder-decoder", "--l1-only",
+    r = train_tiny(tiny_data, tmp_path / "run", "--epochs", "1", "--generator", "encoder-decoder", "--l1-only",
                "--weights-dtype", "fp16", "--augment", "paper", "--val", "none")
     assert r.returncode == 0, r.stderr
     w = load_file(tmp_path / "run" / "generator" / "model.safetensors")
@@ -152,56 +127,16 @@ def test_script_refuses_bad_input(tiny_data, tmp_path, capsys):
         assert bad[0] not in ("--d-scales", "--upsample") or "unrecognized arguments" in err, err
 
 
-def test_renderings_ema_save_every_resume_and_init_from(tiny_data, tmp_path):
-    # a folder of rendering folders (condgen.sketchify --method all): the same pairs twice
-    renders = tmp_path / "renders"
-    for name in ("a", "b"):
-        shutil.copytree(tiny_data / "train", renders / name)
-    flags = ["--data", str(renders), "--ema", "0.9", "--augment", "paper", "--save-every", "2",
-             "--weights-dtype", "fp16"]
-    full, part = tmp_path / "full", tmp_path / "part"
-    r = _train(tiny_data, full, "--epochs", "3", *flags)
-    assert r.returncode == 0, r.stderr
-    card = (full / "generator" / "README.md").read_text()
-    assert "EMA of G (decay 0.9)" in card and "renderings: a, b" in card
-    # killed after the save at epoch 2, resumed to 3: bit for bit the uninterrupted run, G_ema included
-    assert _train(tiny_data, part, "--epochs", "2", *flags).returncode == 0
-    r = _train(tiny_data, part, "--epochs", "3", "--resume", *flags)
-    assert r.returncode == 0, r.stderr
-    a, b = load_file(full / "state.safetensors"), load_file(part / "state.safetensors")
-    assert any(k.startswith("G_ema/") for k in a)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-    # --init-from: G and D start from the run's published weights; a different --ndf starts D fresh
-    r = _train(tiny_data, tmp_path / "warm", "--epochs", "1", "--init-from", str(full), *flags)
-    assert r.returncode == 0 and "initialized G and D from" in r.stdout, r.stderr
-    r = _train(tiny_data, tmp_path / "warm2", "--epochs", "1", "--init-from", str(full), *flags[:-2], "--ndf", "8")
-    assert r.returncode == 0 and "D fresh" in r.stdout, r.stderr
-    # or from published weights that hold their discriminator inside, as weights/pix2pix-unet does
-    shutil.copytree(full / "generator", tmp_path / "published")
-    shutil.copytree(full / "discriminator", tmp_path / "published" / "discriminator")
-    r = _train(tiny_data, tmp_path / "warm4", "--epochs", "1", "--init-from", str(tmp_path / "published"), *flags)
-    assert r.returncode == 0 and "initialized G and D from" in r.stdout, r.stderr
-    r = _train(tiny_data, tmp_path / "warm3", "--epochs", "1", "--init-from", str(full), "--ngf", "8")
-    assert r.returncode != 0 and "cannot start from" in r.stderr
-
-    # --renderings picks and weights the subfolders; it is part of what --resume must keep
-    r = _train(tiny_data, tmp_path / "picked", "--epochs", "1", *flags, "--renderings", "b,b,a")
-    assert r.returncode == 0 and "renderings: b, b, a" in (tmp_path / "picked" / "generator" / "README.md").read_text()
-    r = _train(tiny_data, tmp_path / "picked", "--epochs", "2", "--resume", *flags)
-    assert r.returncode != 0 and "--renderings b,b,a" in r.stderr, r.stderr
-
-
 def test_bottleneck_variant_trains_reports_and_guards_resume(tiny_data, tmp_path):
     out = tmp_path / "ed8"
     flags = ["--generator", "encoder-decoder", "--bottleneck", "8", "--val", "none"]
-    r = _train(tiny_data, out, "--epochs", "1", *flags)
+    r = train_tiny(tiny_data, out, "--epochs", "1", *flags)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "generator" / "config.json").read_text())["bottleneck"] == 8
     card = (out / "generator" / "README.md").read_text()
     assert "8x8 code" in card and "dropout none" in card, card
     assert len(load_generator(out / "generator").encoder) == 5
-    r = _train(tiny_data, out, "--epochs", "2", "--resume", *flags[:2], "--val", "none")
+    r = train_tiny(tiny_data, out, "--epochs", "2", "--resume", *flags[:2], "--val", "none")
     assert r.returncode != 0 and "--bottleneck 8" in r.stderr, r.stderr
 
 
@@ -280,13 +215,13 @@ def test_lambda_chroma_splits_l1_into_luminance_and_hue():
 
 def test_lambda_region_is_in_the_card_and_part_of_the_run(tiny_data, tmp_path):
     out = tmp_path / "region"
-    r = _train(tiny_data, out, "--epochs", "1", "--val", "none", "--lambda-region", "10", "--lambda-chroma", "5")
+    r = train_tiny(tiny_data, out, "--epochs", "1", "--val", "none", "--lambda-region", "10", "--lambda-chroma", "5")
     assert r.returncode == 0, r.stderr
     card = (out / "generator" / "README.md").read_text()
     assert "lambda_region 10.0" in card and "lambda_chroma 5.0 (lambda_L1 on luminance)" in card, card
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert "loss_G_region" in log[-1] and "loss_G_chroma" in log[-1]
-    r = _train(tiny_data, out, "--epochs", "2", "--val", "none", "--resume")
+    r = train_tiny(tiny_data, out, "--epochs", "2", "--val", "none", "--resume")
     assert r.returncode != 0 and "--lambda-region 10.0" in r.stderr and "--lambda-chroma 5.0" in r.stderr, r.stderr
 
 
@@ -294,87 +229,18 @@ def test_hints_training_writes_a_hint_generator_and_scores_it(tiny_data, tmp_pat
     """--hints: G takes the hint map, hints are simulated at every step, val logs the 3-hint scores;
     --resume holds the run to it; --lambda-hint without --hints is refused."""
     out = tmp_path / "run"
-    r = _train(tiny_data, out, "--epochs", "1", "--hints", "--lambda-hint", "10")
+    r = train_tiny(tiny_data, out, "--epochs", "1", "--hints", "--lambda-hint", "10")
     assert r.returncode == 0, r.stderr
     assert load_generator(out / "generator").hints
     log = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
     assert log["loss_G_hint"] > 0 and {"hint_fidelity", "region_match", "L1"} <= set(log["val_3_hints"])
-    r = _train(tiny_data, out, "--epochs", "2", "--resume")
+    r = train_tiny(tiny_data, out, "--epochs", "2", "--resume")
     assert r.returncode != 0 and "--hints" in r.stderr, r.stderr
-    r = _train(tiny_data, tmp_path / "bad", "--epochs", "1", "--lambda-hint", "5")
+    r = train_tiny(tiny_data, tmp_path / "bad", "--epochs", "1", "--lambda-hint", "5")
     assert r.returncode != 0 and "--lambda-hint" in r.stderr and "goes with --hints" in r.stderr, r.stderr
     # a G saved without hints starts a --hints run with its hint weights at zero: the same function
-    r = _train(tiny_data, tmp_path / "from", "--epochs", "1", "--val", "none")
+    r = train_tiny(tiny_data, tmp_path / "from", "--epochs", "1", "--val", "none")
     assert r.returncode == 0, r.stderr
-    r = _train(tiny_data, tmp_path / "widened", "--epochs", "1", "--val", "none", "--hints", "--init-from",
+    r = train_tiny(tiny_data, tmp_path / "widened", "--epochs", "1", "--val", "none", "--hints", "--init-from",
                str(tmp_path / "from"))
     assert r.returncode == 0 and "initialized G and D" in r.stdout, r.stderr
-
-
-class StopAt(run.Stop):
-    """run.Stop as if Ctrl-C came during the step that reads it for the `at`-th time (no signal handlers)."""
-
-    def __init__(self, at):
-        self.at, self.reads = at, 0
-
-    @property
-    def asked(self):
-        self.reads += 1
-        return self.reads == self.at
-
-    def restore(self):
-        pass
-
-
-def test_a_stop_inside_an_epoch_saves_and_resume_continues_bit_for_bit(tiny_data, tmp_path, monkeypatch, capsys):
-    """Ctrl-C (or SIGTERM) at step 3 of epoch 2: a state saved there, one line naming the --resume
-    command, and the resumed run ends where the uninterrupted one does: weights, EMA, Adam, losses."""
-    flags = ["--data", str(tiny_data / "train"), "--val", str(tiny_data / "val"), "--batch-size", "1", "--ngf", "4",
-             "--ndf", "4", "--val-rows", "1", "--epochs", "3", "--ema", "0.9", "--hints", "--lambda-region", "1"]
-    train_pix2pix.main(train_pix2pix.parse_args([*flags, "--out", str(tmp_path / "full")]))
-    part = tmp_path / "part"
-    monkeypatch.setattr(train_pix2pix.run, "Stop", lambda: StopAt(4 + 3))  # 4 steps an epoch
-    with pytest.raises(SystemExit) as e:
-        train_pix2pix.main(train_pix2pix.parse_args([*flags, "--out", str(part)]))
-    message = str(e.value.code)
-    assert message.startswith(f"stopped at step 3 of epoch 2, saved in {part}; continue with: python train_pix2pix.py")
-    assert message.endswith(" --resume") and "\n" not in message, message
-    assert run.saved_epoch(part) == 1  # the published folders stay at the last whole epoch, as the state says
-    monkeypatch.undo()
-    capsys.readouterr()
-    train_pix2pix.main(train_pix2pix.parse_args([*flags, "--out", str(part), "--resume"]))
-    assert f"resumed {part / 'state.safetensors'} at epoch 1, step 3 of epoch 2" in capsys.readouterr().out
-    for f in ["generator/model.safetensors", "discriminator/model.safetensors", "state.safetensors"]:
-        a, b = load_file(tmp_path / "full" / f), load_file(part / f)
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f
-    logs = [[json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()] for out in (tmp_path / "full",
-                                                                                                   part)]
-    for key in ("loss_G_L1", "loss_D_real", "val"):
-        assert [h[key] for h in logs[0]] == [h[key] for h in logs[1]], key
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_sigterm_exits_with_one_line_and_the_resume_command_works(tiny_data, tmp_path, sig):
-    out = tmp_path / "run"
-    cmd = [sys.executable, str(REPO / "train_pix2pix.py"), "--data", str(tiny_data / "train"), "--val", "none",
-           "--batch-size", "1", "--ngf", "4", "--ndf", "4", "--epochs", "1000", "--out", str(out)]
-    p = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    lines = [p.stdout.readline() for _ in range(4)]  # the config, precision, loading, loaded ... lines
-    while not lines[-1].startswith("plan:"):  # printed once the loop is about to start, the handlers set
-        lines.append(p.stdout.readline())
-        assert lines[-1], "".join(lines) + p.stderr.read()
-    assert "4 pairs, batch 1, epochs 1-1000" in lines[-1] and "4 steps an epoch" in lines[-1], lines[-1]
-    time.sleep(2.0)  # a few epochs in
-    p.send_signal(sig)
-    stdout, stderr = p.communicate(timeout=120)
-    assert p.returncode == 1 and "Traceback" not in stderr, stderr
-    last = stderr.strip().splitlines()[-1]
-    assert f"{sig.name}: saving after this step" in stderr and last.startswith("stopped at step "), stderr
-    resume = shlex.split(last.split("continue with: ")[1])
-    assert resume[:2] == ["python", "train_pix2pix.py"] and resume[-1] == "--resume"
-    epoch = int(last.split(" of epoch ")[1].split(",")[0])
-    r = subprocess.run([sys.executable, *resume[1:], "--epochs", str(epoch)], cwd=REPO, capture_output=True,
-                       text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r.returncode == 0 and f"of epoch {epoch}" in r.stdout, r.stdout + r.stderr
-    assert run.saved_epoch(out) == epoch
