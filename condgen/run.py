@@ -130,8 +130,8 @@ def resume(args, config, keys, G, D, G_ema, optimizers, shuffle, device, rank):
         distributed.set_rng_states(distributed.own_rng_states(rng, rank, args.seed), shuffle, device)
         start_epoch, history, midway = meta["epoch"], meta["history"], meta.get("midway")
         if rank == 0:
-            at = f", step {midway['step']} of epoch {start_epoch + 1}" if midway else ""
-            print(f"resumed {state_file} at epoch {start_epoch}{at}")
+            at = f"step {midway['step']} of epoch {start_epoch + 1}" if midway else f"epoch {start_epoch}"
+            print(f"resumed {state_file} at {at}")
     if rank == 0:  # after the resume check: a refused resume leaves the run's args.json alone
         atomic_write(args.out / "args.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1)))
     return start_epoch, history, midway
