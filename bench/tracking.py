@@ -1,4 +1,4 @@
-"""What --report_to trackio costs a training loop (condgen.tracking), against the step it is logged
+"""What --report-to trackio costs a training loop (condgen.tracking), against the step it is logged
 from: the loops log their losses every ~10 steps, and a step takes 0.1 s (MNIST on the CPU) to 10 s
 (pix2pix at paper size on the CPU); the target is under 2% of a step.
 
