@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 NAMES = ["gan", "cgan", "unet", "encoder-decoder"]  # condgen.weights.MODELS, whose import would pull torch in
 GENERATORS = {"U-Net": "unet", "Encoder-decoder": "encoder-decoder"}
 MAX_COUNT, MAX_STEPS, MAX_COLUMNS, MAX_SEED = 64, 16, 16, 2**32 - 1
-INTERPOLATION = (4, 6, 10)  # seed A, seed B, steps shown first: the bundled GAN's 1 turning into a 2, then a 3
+INTERPOLATION = (4, 6, 10)  # seed A, seed B, steps shown first: the bundled GAN's 2 turning into an 8, then a 1
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.png"))
 EXAMPLE_HINTS = str(HERE / "examples" / "hints" / "bird.png")  # EXAMPLES[0]'s dots
 # the hint palette: colors a sketch's regions often want, the user's own from the picker beside it
