@@ -39,9 +39,16 @@ def save_pretrained_atomic(model, directory, **kwargs):
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-") as tmp:
         model.save_pretrained(tmp, **kwargs)
-        for f in Path(tmp).iterdir():
-            os.chmod(f, 0o644)  # as atomic_write
-            os.replace(f, directory / f.name)
+        move_into(tmp, directory)
+
+
+def move_into(folder, directory):
+    """Move each file of folder into directory (made if missing), each move an atomic rename, the
+    files readable by all (as atomic_write)."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for f in Path(folder).iterdir():
+        os.chmod(f, 0o644)
+        os.replace(f, Path(directory) / f.name)
 
 
 def _contiguous_cpu(t):
@@ -80,12 +87,9 @@ def load_state(path, modules=None, optimizers=None, optional=()):
         raise FileNotFoundError(f"no training state at {path}")
     try:
         tensors = load_file(path)
-        from safetensors import safe_open
-
-        with safe_open(path, "pt") as f:
-            info = json.loads(f.metadata()["condgen"])
-    except (SafetensorError, KeyError, TypeError, json.JSONDecodeError, OSError) as e:
+    except (SafetensorError, OSError) as e:
         raise ValueError(f"{path}: not a condgen training state ({e})") from e
+    info = read_info(path)
     for name, module in (modules or {}).items():
         sd = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
         if not sd and name in optional:
@@ -116,6 +120,18 @@ def load_state(path, modules=None, optimizers=None, optional=()):
     return rng, info["meta"]
 
 
+def read_info(path):
+    """What save_state wrote into path's metadata ({meta, optimizers}), without reading the tensors;
+    a ValueError when path is not a condgen training state."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "pt") as f:
+            return json.loads(f.metadata()["condgen"])
+    except (SafetensorError, KeyError, TypeError, json.JSONDecodeError, OSError) as e:
+        raise ValueError(f"{path}: not a condgen training state ({e})") from e
+
+
 def check_resume(state_file, args, keys):
     """--resume must continue the same run: raise ValueError naming each flag in keys whose value
     differs from the one saved in state_file's args (other flags, e.g. --epochs, may change).
@@ -123,13 +139,7 @@ def check_resume(state_file, args, keys):
     path = Path(state_file)
     if not path.is_file():
         return
-    try:
-        from safetensors import safe_open
-
-        with safe_open(path, "pt") as f:
-            saved = json.loads(f.metadata()["condgen"])["meta"].get("args", {})
-    except (SafetensorError, KeyError, TypeError, json.JSONDecodeError, OSError) as e:
-        raise ValueError(f"{path}: not a condgen training state ({e})") from e
+    saved = read_info(path)["meta"].get("args", {})
     changed = [(f"--{key.replace('_', '-')}", saved[key], str(getattr(args, key)))
                for key in keys if key in saved and saved[key] != str(getattr(args, key))]
     if changed:

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from tqdm import tqdm
 
 from . import distributed
-from .checkpoint import atomic_write, check_resume, load_state, save_state
+from .checkpoint import atomic_write, check_resume, load_state, move_into, read_info, save_state
 from .hub import model_folder, push_run
 from .precision import describe, resolve_amp
 
@@ -214,9 +214,9 @@ class Meter:
         self.done += 1
         if not self.master:
             return
+        per_step = (now - self.t0) / self.done
+        left = (self.epochs - self.epoch) * self.steps_per_epoch - i - 1  # steps
         if self.done == self.warmup:
-            per_step = (now - self.t0) / self.done
-            left = (self.epochs - self.epoch) * self.steps_per_epoch - i - 1
             print(f"time: {per_step:.2f} s a step, {_duration(per_step * self.steps_per_epoch)} an epoch, "
                   f"{_duration(per_step * left)} for the rest of the run", flush=True)
             if per_step * left > 86400:
@@ -224,8 +224,6 @@ class Meter:
                       "recipe (recipes/*.toml), or fewer --epochs", flush=True)
         if not self.tty and now - self.last >= self.every:
             self.last = now
-            per_step = (now - self.t0) / self.done
-            left = (self.epochs - self.epoch) * self.steps_per_epoch - i - 1
             shown = " ".join(f"{k} {v:.3f}" for k, v in (losses() if losses else {}).items())
             print(f"epoch {self.epoch + 1}/{self.epochs} step {i + 1}/{self.steps_per_epoch} {shown} "
                   f"({per_step:.2f} s a step, {_duration(per_step * left)} left)", flush=True)
@@ -295,7 +293,7 @@ def save(out, published, state, optimizers, rng, meta, dtype="fp32"):
         for name, model in published.items():
             # fp16 halves the files (the bundled weights); a copy, so training continues in fp32
             (copy.deepcopy(model).half() if dtype == "fp16" else model).save_pretrained(staged / name)
-        save_state(staged / "state.safetensors", state, optimizers, rng, meta)
+        save_state(staged / "state" / "state.safetensors", state, optimizers, rng, meta)
     except (OSError, SafetensorError) as e:
         shutil.rmtree(staged, ignore_errors=True)
         kept = saved_epoch(out)
@@ -303,23 +301,16 @@ def save(out, published, state, optimizers, rng, meta, dtype="fp32"):
         sys.exit(f"error: cannot save epoch {meta['epoch']} in {out} ({e}); {kept}. Free space (or pick another "
                  "--out) and rerun the same command with --resume")
     for name in published:
-        (Path(out) / name).mkdir(parents=True, exist_ok=True)
-        for f in (staged / name).iterdir():
-            os.chmod(f, 0o644)  # as atomic_write: weights are for sharing
-            os.replace(f, Path(out) / name / f.name)
-    os.chmod(staged / "state.safetensors", 0o644)
-    os.replace(staged / "state.safetensors", Path(out) / "state.safetensors")
+        move_into(staged / name, Path(out) / name)
+    move_into(staged / "state", out)  # last
     shutil.rmtree(staged, ignore_errors=True)
 
 
 def saved_epoch(out):
     """The epoch of out/state.safetensors, or None when there is none (or it is unreadable)."""
     try:
-        from safetensors import safe_open
-
-        with safe_open(Path(out) / "state.safetensors", "pt") as f:
-            return json.loads(f.metadata()["condgen"])["meta"]["epoch"]
-    except Exception:  # no state, or not ours
+        return read_info(Path(out) / "state.safetensors")["meta"]["epoch"]
+    except (ValueError, KeyError):  # no state, or not ours
         return None
 
 
