@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import chroma, luminance, sketch_regions, to_zero_one
+from .sketchify import gaussian_blur
 
 
 def l1(pred, target):
@@ -56,14 +57,9 @@ def psnr(pred, target):
 def ssim(pred, target, window=11, sigma=1.5):
     """Structural similarity per image [N] (Wang et al. 2004), on [0, 1] per channel, averaged."""
     x, y = to_zero_one(pred).float(), to_zero_one(target).float()
-    g = torch.exp(-((torch.arange(window, dtype=torch.float32) - window // 2) ** 2) / (2 * sigma**2))
-    g = g / g.sum()
 
-    def blur(t):  # the 2-D Gaussian is separable: a row pass then a column pass, valid positions
-        n, c = t.shape[:2]
-        t = t.reshape(n * c, 1, *t.shape[2:])
-        t = F.conv2d(F.conv2d(t, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
-        return t.view(n, c, *t.shape[2:])
+    def blur(t):
+        return gaussian_blur(t, sigma, radius=window // 2, valid=True)
 
     mu_x, mu_y = blur(x), blur(y)
     var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2
@@ -114,8 +110,6 @@ def outline_ratio(pred, target, sketch):
 
 def blur_l1(pred, target, sigma=4.0):
     """L1 per image [N] on [0, 1] after a Gaussian blur of both: the colors of regions."""
-    from .sketchify import gaussian_blur
-
     blurred = gaussian_blur(to_zero_one(pred), sigma) - gaussian_blur(to_zero_one(target), sigma)
     return blurred.abs().flatten(1).mean(1)
 

@@ -58,15 +58,20 @@ RENDERINGS = {
 METHODS = [*RENDERINGS, "xdog"]
 
 
-def gaussian_blur(t, sigma):
-    """Blur [N, C, H, W] with a separable Gaussian, replicate padding (no dark frame at borders)."""
-    r = max(1, int(3 * sigma + 0.5))
+def gaussian_blur(t, sigma, radius=None, valid=False):
+    """Blur [N, C, H, W] with a separable Gaussian (radius 3 sigma unless given): replicate padding
+    (no dark frame at the borders), or valid positions only (H - 2 radius rows out, as SSIM's
+    window). A row pass, then a column pass, each image channel a group of its own in channels_last
+    layout: on the CPU ~15x faster than the same passes over one input channel, to the bit
+    (bench/metrics.py); the metrics blur 56 batches an evaluation."""
+    r = max(1, int(3 * sigma + 0.5)) if radius is None else radius
     g = torch.exp(-(torch.arange(-r, r + 1, dtype=t.dtype) ** 2) / (2 * sigma**2))
-    g = (g / g.sum()).to(t)
     n, c, h, w = t.shape
-    t = F.pad(t.reshape(n * c, 1, h, w), (r, r, r, r), mode="replicate")
-    t = F.conv2d(F.conv2d(t, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
-    return t.view(n, c, h, w)
+    g = (g / g.sum()).to(t).expand(n * c, 2 * r + 1)
+    t = t.reshape(1, n * c, h, w)
+    t = (t if valid else F.pad(t, (r, r, r, r), mode="replicate")).contiguous(memory_format=torch.channels_last)
+    t = F.conv2d(F.conv2d(t, g.view(n * c, 1, 1, -1), groups=n * c), g.view(n * c, 1, -1, 1), groups=n * c)
+    return t.reshape(n, c, *t.shape[2:])
 
 
 def _disk(diameter):
