@@ -118,10 +118,44 @@ def tiny_data(tmp_path_factory):
     return root
 
 
-def train_tiny(tiny_data, out, *extra):
-    """train_pix2pix.py as a user runs it, on tiny_data with tiny nets; the CompletedProcess."""
-    cmd = [sys.executable, str(REPO / "train_pix2pix.py"), "--data", str(tiny_data / "train"), "--val",
-           str(tiny_data / "val"),
-           "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--val-rows", "2", "--out", str(out), *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # offline: set above
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+def train_tiny(tiny_data, out, *extra, process=False):
+    """train_pix2pix.py on tiny_data with tiny nets; a CompletedProcess (exit code, stdout, stderr).
+    In this process by default (its main() on the parsed flags, as `python train_pix2pix.py` calls
+    it: a run of seconds, not the ~4 s of imports a new process costs), or process=True: the
+    script in a process of its own, exactly as a user runs it."""
+    argv = ["--data", str(tiny_data / "train"), "--val", str(tiny_data / "val"), "--batch-size", "2", "--ngf", "4",
+            "--ndf", "4", "--val-rows", "2", "--out", str(out), *extra]
+    if process:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # offline: set above
+        return subprocess.run([sys.executable, str(REPO / "train_pix2pix.py"), *argv], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+    return in_process(lambda: _train_pix2pix().main(_train_pix2pix().parse_args(argv)), argv)
+
+
+def _train_pix2pix():
+    import train_pix2pix
+
+    return train_pix2pix
+
+
+def in_process(call, argv):
+    """call() as a script's `if __name__ == "__main__"` runs it, as a CompletedProcess: what it printed,
+    and the exit code a process would end with (sys.exit("message"): 1 and the message on stderr).
+    The signal handlers a run installs (condgen.run.Stop) are put back as they were."""
+    import contextlib
+    import io
+    import signal
+
+    out, err, handlers = io.StringIO(), io.StringIO(), {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            call()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        if not isinstance(e.code, int) and e.code is not None:
+            print(e.code, file=err)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())

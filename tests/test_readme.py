@@ -2,11 +2,10 @@
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import in_process
 
 from condgen.data import mnist_tensors
 
@@ -24,12 +23,17 @@ def test_every_copy_into_a_folder_makes_the_folder_first():
 
 def test_no_flag_that_does_not_exist_is_suggested():
     readme = re.sub(r"\\\n\s*", " ", README)  # a command continued with a backslash is one command
-    commands = {"train_mnist.py": [sys.executable, "train_mnist.py"],
-                "train_pix2pix.py": [sys.executable, "train_pix2pix.py"],
-                "-m condgen.colorize": [sys.executable, "-m", "condgen.colorize"],
-                "-m condgen.evaluate pix2pix": [sys.executable, "-m", "condgen.evaluate", "pix2pix"]}
-    for name, argv in commands.items():
-        out = subprocess.run([*argv, "--help"], cwd=REPO, capture_output=True, text=True).stdout
+    import train_mnist
+    import train_pix2pix
+    from condgen import colorize, evaluate
+
+    # each command's --help, printed by its own parser here (a process each would cost ~4 s of imports)
+    commands = {"train_mnist.py": lambda: train_mnist.parse_args(["--help"]),
+                "train_pix2pix.py": lambda: train_pix2pix.parse_args(["--help"]),
+                "-m condgen.colorize": lambda: colorize.main(["--help"]),
+                "-m condgen.evaluate pix2pix": lambda: evaluate.main(["pix2pix", "--help"])}
+    for name, call in commands.items():
+        out = in_process(call, [name, "--help"]).stdout
         flags = set(re.findall(r"--[a-z][a-z0-9-]+", out))
         assert flags, (name, out)
         for cmd in re.findall(rf"python {re.escape(name)} [^\n`]*", readme):

@@ -54,7 +54,7 @@ def test_l1_only_leaves_the_discriminator_alone():
 
 def test_script_trains_writes_files_and_resumes_exactly(tiny_data, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    r = train_tiny(tiny_data, full, "--epochs", "2")
+    r = train_tiny(tiny_data, full, "--epochs", "2", process=True)  # the script, as a user runs it
     assert r.returncode == 0, r.stderr
     for f in ["generator/config.json", "generator/model.safetensors", "generator/README.md", "generator/samples.png",
               "discriminator/config.json", "discriminator/model.safetensors", "state.safetensors", "args.json",
