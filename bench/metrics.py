@@ -39,8 +39,8 @@ def main():
     import platform
 
     from condgen.evaluate_pix2pix import scores
-    from condgen.sketchify import gaussian_blur
     from condgen.precision import cpu_capabilities
+    from condgen.sketchify import gaussian_blur
 
     print(f"{platform.processor() or platform.machine()}, {cpu_capabilities()}, {torch.get_num_threads()} thread(s)")
     torch.manual_seed(0)

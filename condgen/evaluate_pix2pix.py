@@ -37,7 +37,6 @@ import argparse
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from .color import chroma, luminance, sketch_regions, to_zero_one
 from .sketchify import gaussian_blur

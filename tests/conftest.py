@@ -5,10 +5,12 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-# under pytest-xdist (the README's -n auto) each worker takes its share of the cores: two workers of two
-# threads each on a 2-core machine would fight over them
-os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // int(os.environ.get(
-    "PYTEST_XDIST_WORKER_COUNT", "1")))))
+# Under pytest-xdist (the README's -n auto) each worker takes its share of the cores: two workers of two
+# threads each on a 2-core machine fight over them. Set in a worker only: the controller loads this file
+# too, and what it set would reach the workers as if a user had set it (so it was, until 2026-12).
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // int(os.environ.get(
+        "PYTEST_XDIST_WORKER_COUNT", "1")))))
 
 import shutil  # noqa: E402
 import socket  # noqa: E402
@@ -126,7 +128,10 @@ def train_tiny(tiny_data, out, *extra, process=False):
     argv = ["--data", str(tiny_data / "train"), "--val", str(tiny_data / "val"), "--batch-size", "2", "--ngf", "4",
             "--ndf", "4", "--val-rows", "2", "--out", str(out), *extra]
     if process:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # offline: set above
+        import torch
+
+        # as many threads as a run in this process: a sum over other threads can differ in its last bit
+        env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # offline: set above
         return subprocess.run([sys.executable, str(REPO / "train_pix2pix.py"), *argv], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=300)
     return in_process(lambda: _train_pix2pix().main(_train_pix2pix().parse_args(argv)), argv)
