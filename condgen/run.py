@@ -104,10 +104,11 @@ def start(args):
 
 
 def show_config(args, master):
-    """The resolved arguments as strings: printed by rank 0, saved as args.json and in the state's meta."""
+    """The resolved arguments as strings, saved as args.json and in the state's meta. Rank 0 prints
+    where they go and the command, not the 40 values: the plan line says what will run."""
     config = {k: str(v) for k, v in vars(args).items()}
     if master:
-        print(json.dumps(config))
+        print(f"{args.command}\n(every argument, the recipe's included: {args.out / 'args.json'})")
         print(f"precision: {args.precision}")
     return config
 
