@@ -35,6 +35,7 @@ from condgen.data import PairDataset, load_pairs, rendering_folders, shuffled_ba
 from condgen.ema import recalibrate_batchnorm, update_ema
 from condgen.evaluate_pix2pix import baselines, hint_scores, predict, scores, table
 from condgen.hub import push_error
+from condgen.paper import normalize_batch
 from condgen.pix2pix import BOTTLENECKS, GENERATOR_CLASSES, PATCH_SIZES, Discriminator, add_hint_input, decoder_spec
 from condgen.precision import CHOICES, autocast, default_channels_last
 
@@ -308,7 +309,7 @@ def main(args):
         history.append(dict(epoch=epoch + 1, lr=lr, **dict(zip(LOSSES, means.tolist())), seconds=time.time() - t0))
         rng = distributed.all_rng_states(shuffle, device)  # every rank's streams, gathered on every rank
         if master:  # the rest of the epoch is rank 0's: validation, log, checkpoint
-            end_epoch(args, epoch, history, G, D, G_ema, data, val, amp, layout, optimizers, rng, config, tracker,
+            end_epoch(args, epoch, history, G, D, G_ema, data, val, layout, optimizers, rng, config, tracker,
                       (epoch + 1) * steps_per_epoch)
     stop.restore(), tracker.finish()
     distributed.finish(G, D)
@@ -361,7 +362,7 @@ def stop_inside_epoch(args, epoch, step, sums, t0, history, config, G, D, G_ema,
              f"{run.resume_command(args)}")
 
 
-def end_epoch(args, epoch, history, G, D, G_ema, data, val, amp, layout, optimizers, rng, config, tracker, step):
+def end_epoch(args, epoch, history, G, D, G_ema, data, val, layout, optimizers, rng, config, tracker, step):
     """Rank 0 after each epoch: validation (scores and grid), the log, the dashboard, and every
     --save-every epochs the publishable models and the resume state."""
     device = next(G.parameters()).device
@@ -372,10 +373,9 @@ def end_epoch(args, epoch, history, G, D, G_ema, data, val, amp, layout, optimiz
     grid = None
     if val is not None:
         grid = args.out / "val" / f"epoch_{epoch + 1:03d}.png"
-        history[-1]["val"] = validate(G_pub, val, amp, grid, args.val_rows)
+        history[-1]["val"] = validate(G_pub, val, grid, args.val_rows)
         if val.hints is not None:
-            with autocast(device, amp):
-                fake = predict(G_pub, val.x, hints=val.hints[0])
+            fake = predict(G_pub, val.x_in, hints=val.hints[0])
             history[-1]["val_3_hints"] = hint_scores(fake, val.y, val.x, val.hints[1], val.regions)
     run.log_epoch(args.out, history)
     tracker.log_epoch(step, history[-1], grid)
@@ -404,10 +404,12 @@ def build_models(args):
 
 
 class Validation(NamedTuple):
-    """The validation pairs in [-1, 1], what is found once for them (not every epoch): the regions
-    their sketches' lines enclose, and with --hints 3 simulated hints per pair (the same every epoch)."""
+    """The validation pairs in [-1, 1], what is found once for them (not every epoch): the sketches
+    as G sees them in the app and in condgen.evaluate (condgen.paper.normalize_batch), the regions
+    the sketches' lines enclose, and with --hints 3 simulated hints per pair, condgen.evaluate's."""
 
     x: torch.Tensor
+    x_in: torch.Tensor
     y: torch.Tensor
     regions: list
     hints: tuple | None
@@ -429,8 +431,7 @@ def load_data(args, device, world_size, master=True):
     try:
         if args.val != "none" and master:
             x, y = (to_tanh_range(t) for t in load_pairs(args.val))
-            val = Validation(x, y, sketch_regions(x), hints.sample(y, 3, torch.Generator().manual_seed(0))
-                             if args.hints else None)
+            val = Validation(x, normalize_batch(x), y, sketch_regions(x), hints.fixed(y, 3) if args.hints else None)
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e} (--val none trains without validation)")
     if master:
@@ -469,11 +470,11 @@ def recalibrate(G_ema, data, epoch, batch_size, device, layout):
                               count=100 // batch_size + 1)
 
 
-def validate(G, val, amp, path, rows):
+def validate(G, val, path, rows):
     """Scores on the validation pairs in eval mode (running BatchNorm statistics, no dropout: what
-    colorize does), and their grid of sketch | output | truth rows at path."""
-    with autocast(next(G.parameters()).device, amp):
-        fake = predict(G, val.x)
+    colorize does), and their grid of sketch | output | truth rows at path. In fp32 on normalized
+    sketches, as condgen.evaluate scores the published model: the run's numbers are its card's."""
+    fake = predict(G, val.x_in)
     grid = val_grid(val.x, fake, val.y, rows)
     atomic_write(path, lambda tmp: torchvision.utils.save_image(grid, tmp, format="png"))
     return scores(fake, val.y, val.x, val.regions)

@@ -244,3 +244,21 @@ def test_hints_training_writes_a_hint_generator_and_scores_it(tiny_data, tmp_pat
     r = train_tiny(tiny_data, tmp_path / "widened", "--epochs", "1", "--val", "none", "--hints", "--init-from",
                str(tmp_path / "from"))
     assert r.returncode == 0 and "initialized G and D" in r.stdout, r.stderr
+
+
+def test_the_runs_validation_is_what_condgen_evaluate_scores(tiny_data, tmp_path):
+    """log.jsonl's val and val_3_hints are condgen.evaluate's rows for the published generator (the
+    sketches normalized as in the app, fp32, its hints): one set of numbers for a model, in its run
+    folder and on its card. Before, raw sketches under bf16 autocast read chroma-TV 2.52 for 2.48."""
+    from condgen import evaluate
+
+    out = tmp_path / "run"
+    r = train_tiny(tiny_data, out, "--epochs", "1", "--hints", "--amp", "bf16")
+    assert r.returncode == 0, r.stderr
+    logged = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    g = out / "generator"
+    rows = evaluate.main(["pix2pix", "--pairs", str(tiny_data / "val"), "--weights", str(g), "--hints", "0", "3"])
+    for key, row in (("val", f"UNetGenerator {g}"), ("val_3_hints", f"UNetGenerator {g}, 3 hints")):
+        assert logged[key].keys() <= rows[row].keys(), (logged[key], rows[row])
+        for name, value in logged[key].items():  # the log keeps 4 significant digits
+            assert rows[row][name] == pytest.approx(value, rel=1e-3, abs=1e-4), (key, name, value, rows[row][name])
