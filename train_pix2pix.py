@@ -349,14 +349,18 @@ def batch(args, data, idx, device, layout):
     return x, y, hint_map, labels, near
 
 
+def resume_state(G, D, G_ema):
+    """The modules --resume loads back: G, D and G's average, if the run keeps one."""
+    return {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}
+
+
 def stop_inside_epoch(args, epoch, step, sums, t0, history, config, G, D, G_ema, optimizers, rng, master, tracker):
     """Ctrl-C or SIGTERM (run.Stop): save the state inside the epoch (the published folders stay at
     the last whole epoch) and exit with the command that continues the run."""
     if master:
         midway = dict(step=step, sums=sums.tolist(), seconds=time.time() - t0)
         meta = dict(generator=args.generator, epoch=epoch, history=history, args=config, midway=midway)
-        run.save(args.out, {}, {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}, optimizers,
-                 rng, meta)
+        run.save(args.out, {}, resume_state(G, D, G_ema), optimizers, rng, meta)
         tracker.finish()
     sys.exit(f"stopped at step {step} of epoch {epoch + 1}, saved in {args.out}; continue with: "
              f"{run.resume_command(args)}")
@@ -381,8 +385,8 @@ def end_epoch(args, epoch, history, G, D, G_ema, data, val, layout, optimizers, 
     tracker.log_epoch(step, history[-1], grid)
     if save:
         meta = dict(generator=args.generator, epoch=epoch + 1, history=history, args=config)
-        state = {"G": G, "D": D, **({"G_ema": G_ema} if G_ema is not None else {})}
-        run.save(args.out, {"generator": G_pub, "discriminator": D}, state, optimizers, rng, meta, args.weights_dtype)
+        run.save(args.out, {"generator": G_pub, "discriminator": D}, resume_state(G, D, G_ema), optimizers, rng, meta,
+                 args.weights_dtype)
 
 
 def build(args, device, layout):
