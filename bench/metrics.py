@@ -11,6 +11,7 @@ and blur-L1's (sigma 4, replicate padding). Medians over the repeats, interleave
 """
 
 import argparse
+import platform
 import statistics
 import time
 
@@ -36,8 +37,6 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    import platform
-
     from condgen.evaluate_pix2pix import scores
     from condgen.precision import cpu_capabilities
     from condgen.sketchify import gaussian_blur
@@ -53,9 +52,9 @@ def main():
                 start = time.perf_counter()
                 f(t, sigma, radius, valid)
                 times[name].append(time.perf_counter() - start)
-        conv, mm = (statistics.median(v) * 1000 for v in times.values())
-        print(f"{what} (sigma {sigma}): conv2d {conv:.1f} ms, grouped channels_last {mm:.1f} ms, "
-              f"{conv / mm:.1f}x; max difference {diff:.1e}")
+        conv, grouped = (statistics.median(v) * 1000 for v in times.values())
+        print(f"{what} (sigma {sigma}): conv2d {conv:.1f} ms, grouped channels_last {grouped:.1f} ms, "
+              f"{conv / grouped:.1f}x; max difference {diff:.1e}")
     pred, target = torch.rand(24, 3, 256, 256) * 2 - 1, torch.rand(24, 3, 256, 256) * 2 - 1
     sketch = torch.where(torch.rand(24, 3, 256, 256) < 0.1, -1.0, 1.0)
     start = time.perf_counter()

@@ -134,13 +134,14 @@ def train_tiny(tiny_data, out, *extra, process=False):
         env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # offline: set above
         return subprocess.run([sys.executable, str(REPO / "train_pix2pix.py"), *argv], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=300)
-    return in_process(lambda: _train_pix2pix().main(_train_pix2pix().parse_args(argv)), argv)
-
-
-def _train_pix2pix():
     import train_pix2pix
 
-    return train_pix2pix
+    return run_main(train_pix2pix, argv)
+
+
+def run_main(script, argv):
+    """`python <script>.py argv` in this process: script.main(script.parse_args(argv)), as in_process."""
+    return in_process(lambda: script.main(script.parse_args(argv)), argv)
 
 
 def in_process(call, argv):
@@ -157,8 +158,10 @@ def in_process(call, argv):
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             call()
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-        if not isinstance(e.code, int) and e.code is not None:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:  # sys.exit("message")
+            code = 1
             print(e.code, file=err)
     finally:
         for s, h in handlers.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import in_process
+from conftest import run_main
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -107,7 +107,7 @@ def test_train_pix2pix_under_torchrun_then_resume_as_one_process(noise_pairs, tm
     assert adam_steps(out / "state.safetensors") == 4 // (1 * 2)
 
     one = [*argv[1:], "--epochs", "2", "--resume"]  # in this process: one process, no torchrun
-    r = in_process(lambda: train_pix2pix.main(train_pix2pix.parse_args(one)), one)
+    r = run_main(train_pix2pix, one)
     assert r.returncode == 0, r.stderr[-4000:]
     assert "resumed" in r.stdout and "ddp_param_digests" not in r.stdout
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()] == [1, 2]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import torch
-from conftest import in_process
+from conftest import run_main
 from safetensors.torch import load_file
 
 import train_mnist
@@ -84,7 +84,7 @@ def test_killed_run_resumes_from_its_last_epoch(mnist_root, tmp_path):
     done = meta["epoch"]
     assert done >= 2
     argv = [*base[2:], "--epochs", str(done + 1), "--resume"]  # continued here: a new process costs ~5 s of imports
-    r = in_process(lambda: train_mnist.main(train_mnist.parse_args(argv)), argv)
+    r = run_main(train_mnist, argv)
     assert r.returncode == 0, r.stderr
     assert f"resumed {out / 'state.safetensors'} at epoch {done}" in r.stdout
     _, meta = load_state(out / "state.safetensors")
@@ -105,7 +105,7 @@ def test_bad_cli_input_is_a_clear_error(argv, message, capsys):
 
 def test_unreadable_data_dir_exits_nonzero_naming_it(tmp_path):
     argv = ["--model", "cgan", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]
-    r = in_process(lambda: train_mnist.main(train_mnist.parse_args(argv)), argv)
+    r = run_main(train_mnist, argv)
     assert r.returncode != 0 and "no MNIST under" in r.stderr and "nowhere" in r.stderr
 
 

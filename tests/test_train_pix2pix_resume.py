@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, in_process, train_tiny
+from conftest import REPO, run_main, train_tiny
 from safetensors.torch import load_file
 
 import train_pix2pix
@@ -124,6 +124,6 @@ def test_ctrl_c_or_sigterm_exits_with_one_line_and_the_resume_command_works(tiny
     assert resume[:2] == ["python", "train_pix2pix.py"] and resume[-1] == "--resume"
     epoch = int(last.split(" of epoch ")[1].split(",")[0])
     argv = [*resume[2:], "--epochs", str(epoch)]  # that command's flags, run here (the script's imports cost seconds)
-    r = in_process(lambda: train_pix2pix.main(train_pix2pix.parse_args(argv)), argv)
+    r = run_main(train_pix2pix, argv)
     assert r.returncode == 0 and f"of epoch {epoch}" in r.stdout, r.stdout + r.stderr
     assert run.saved_epoch(out) == epoch
